@@ -1,0 +1,33 @@
+# The two commands a new user needs: `make demo` (videos) and `make test` (the suite).
+# Both install what is missing first (scripts/bootstrap.sh).
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV := uv
+
+.PHONY: demo test lint bench bench-smoke ui bootstrap clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	$(UV) run shorts demo
+
+test: bootstrap
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run pytest -q
+
+lint: bootstrap
+	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy
+
+bench: bootstrap
+	UV_SYNC_ARGS="--group bench" scripts/bootstrap.sh
+	$(UV) run --group bench python bench/ranking_render.py
+
+ui: bootstrap
+	mkdir -p $${DAGSTER_HOME:-$$PWD/.shorts/dagster}
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$PWD/.shorts/dagster} $(UV) run dagster dev -w workspace.yaml
+
+clean:
+	rm -rf .shorts

@@ -1,0 +1,63 @@
+"""search_results: the clips the project's source found for its keywords."""
+
+
+import dagster as dg
+import pandas as pd
+
+from shorts_pipeline.assets.common import OWNERS, markdown_table, project_of, require_format
+from shorts_pipeline.models import ClipCandidate, ProjectFormat
+from shorts_pipeline.partitions import project_partitions
+from shorts_pipeline.resources.catalog import CatalogResource
+from shorts_pipeline.resources.clip_sources import ClipSourceError, LocalLibrarySource
+
+COLUMNS = list(ClipCandidate.model_fields)
+SEARCH_LIMIT = 50
+
+
+@dg.asset(
+    partitions_def=project_partitions,
+    group_name="production",
+    kinds={"pandas", "python"},
+    owners=OWNERS,
+)
+def search_results(
+    context: dg.AssetExecutionContext,
+    catalog: CatalogResource,
+    library: LocalLibrarySource,
+) -> dg.MaterializeResult[pd.DataFrame]:
+    """Candidate clips for the project's keywords, as a DataFrame (id, source, url, title,
+    duration, width, height, views, likes, published, thumbnail, tags). Ranking projects search
+    their clip source by keyword; files the source cannot use are listed with the reason."""
+    project = project_of(context, catalog)
+    require_format(project, ProjectFormat.ranking)
+    source = (
+        LocalLibrarySource(directory=project.settings.library)
+        if project.settings.library
+        else library
+    )
+    try:
+        outcome = source.search(project.search_terms, limit=SEARCH_LIMIT)
+    except ClipSourceError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from err
+    for item, reason in outcome.skipped:
+        context.log.warning(f"skipped {item}: {reason}")
+    frame = pd.DataFrame([c.model_dump() for c in outcome.candidates], columns=COLUMNS)
+    preview = markdown_table(
+        ["id", "title", "duration", "size", "views", "likes"],
+        (
+            [c.id, c.title, f"{c.duration:.1f} s", f"{c.width}x{c.height}", c.views, c.likes]
+            for c in outcome.candidates[:20]
+        ),
+    )
+    return dg.MaterializeResult(
+        value=frame,
+        metadata={
+            "count": len(frame),
+            "terms": ", ".join(project.search_terms),
+            "source": source.name,
+            "skipped": dg.MetadataValue.md(
+                markdown_table(["file", "reason"], outcome.skipped) if outcome.skipped else "none"
+            ),
+            "preview": dg.MetadataValue.md(preview),
+        },
+    )

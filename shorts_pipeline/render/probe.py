@@ -98,13 +98,47 @@ def probe_json(path: str | Path) -> dict:
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise ProbeError(str(p), f"not a readable media file ({reason})")
+        raise ProbeError(str(p), f"not a readable media file ({_reason(proc.stderr, p)})")
     return json.loads(proc.stdout or "{}")
 
 
-def probe_clip(path: str | Path, min_seconds: float = MIN_CLIP_SECONDS) -> MediaInfo:
-    """Probe a video clip; raise ProbeError when it cannot be used as one."""
+def _reason(stderr: str, path: Path) -> str:
+    """The most telling line of ffprobe's complaint, without the path it repeats."""
+    lines = [ln.replace(f"{path}: ", "").strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in lines:
+        if "moov atom not found" in line:
+            return "incomplete file: its index (moov atom) is missing; download or copy it again"
+    return lines[-1] if lines else "unknown error"
+
+
+# Messages ffmpeg prints when the data a container's index promises is not in the file.
+_TRUNCATION_SIGNS = ("partial file", "File ended prematurely", "Invalid NAL unit size",
+                     "Error while decoding", "Invalid data found")
+
+
+def check_tail_decodes(path: str | Path, seconds: float = 1.0) -> None:
+    """Decode the last `seconds` of the video stream; raise ProbeError if the file is cut off.
+
+    Containers with their index up front (mp4 +faststart, webm, mkv) still probe with their
+    full duration after a download stops half way; only decoding the end shows it.
+    """
+    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-sseof", f"-{seconds:.2f}", "-i",
+           str(path), "-map", "0:v:0", "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0 or any(sign in proc.stderr for sign in _TRUNCATION_SIGNS):
+        raise ProbeError(
+            str(path), "truncated: the end of the video cannot be decoded; download it again"
+        )
+
+
+def probe_clip(
+    path: str | Path, min_seconds: float = MIN_CLIP_SECONDS, check_tail: bool = True
+) -> MediaInfo:
+    """Probe a video clip; raise ProbeError when it cannot be used as one.
+
+    With `check_tail` (the default) the last second is decoded too, which catches files
+    cut short whose index still claims the full length.
+    """
     p = Path(path)
     data = probe_json(p)
     streams = data.get("streams", [])
@@ -138,6 +172,8 @@ def probe_clip(path: str | Path, min_seconds: float = MIN_CLIP_SECONDS) -> Media
     real = _rate(video.get("r_frame_rate"))
     fps = avg or real or 30.0
     vfr = bool(avg and real and abs(avg - real) / real > 0.01)
+    if check_tail:
+        check_tail_decodes(p)
     return MediaInfo(
         path=str(p),
         duration=duration,

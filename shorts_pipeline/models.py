@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class ProjectFormat(StrEnum):
@@ -53,11 +53,13 @@ class ProjectSettings(BaseModel):
     )
     music_db: float = Field(-16.0, le=0.0, description="Music level under the clips' audio.")
     language: str = "en"
-    library: str | None = Field(None, description="Clip library folder; default SHORTS_HOME/library")
+    library: str | None = Field(
+        None, description="Clip library folder; default SHORTS_HOME/library"
+    )
 
     @field_validator("clip_max_seconds")
     @classmethod
-    def _max_not_below_min(cls, v: float, info) -> float:  # type: ignore[no-untyped-def]
+    def _max_not_below_min(cls, v: float, info: ValidationInfo) -> float:
         low = info.data.get("clip_min_seconds", 1.0)
         if v < low:
             raise ValueError(f"clip_max_seconds ({v}) must be ≥ clip_min_seconds ({low})")

@@ -45,18 +45,29 @@ def rank_candidates(
             "fit": _duration_fit(c.duration, min_seconds),
         }
         score = sum(WEIGHTS[k] * v for k, v in parts.items())
-        scored.append(ScoredCandidate(c, round(score, 4), {k: round(v, 3) for k, v in parts.items()}))
+        scored.append(
+            ScoredCandidate(c, round(score, 4), {k: round(v, 3) for k, v in parts.items()})
+        )
     scored.sort(key=lambda s: (-s.score, s.candidate.id))
     kept: list[ScoredCandidate] = []
     out: list[ScoredCandidate] = []
     for s in scored:
         words = _title_words(s.candidate.title)
-        dup = next((k for k in kept if _jaccard(words, _title_words(k.candidate.title)) >= DUPLICATE_JACCARD), None)
+        dup = next(
+            (
+                k
+                for k in kept
+                if _jaccard(words, _title_words(k.candidate.title)) >= DUPLICATE_JACCARD
+            ),
+            None,
+        )
         if dup is None:
             kept.append(s)
             out.append(s)
         else:
-            out.append(ScoredCandidate(s.candidate, s.score, s.parts, duplicate_of=dup.candidate.id))
+            out.append(
+                ScoredCandidate(s.candidate, s.score, s.parts, duplicate_of=dup.candidate.id)
+            )
     return out
 
 

@@ -24,28 +24,55 @@ SMALL_LIBRARY = {
     # file name: (recipe, catalog entry)
     "rabona.mp4": (
         ClipRecipe(width=640, height=360, seconds=4.0, fps=30, audio="stereo", seed=1),
-        {"title": "Insane rabona goal football skills", "views": 1_200_000, "likes": 80_000,
-         "published": "2026-06-01", "tags": ["football", "skills"]},
+        {
+            "title": "Insane rabona goal football skills",
+            "views": 1_200_000,
+            "likes": 80_000,
+            "published": "2026-06-01",
+            "tags": ["football", "skills"],
+        },
     ),
     "portrait.mp4": (
         ClipRecipe(width=360, height=640, seconds=3.5, fps=25, audio="none", seed=2),
-        {"title": "Street football nutmeg skills", "views": 300_000, "likes": 30_000,
-         "published": "2026-09-01", "tags": ["football"]},
+        {
+            "title": "Street football nutmeg skills",
+            "views": 300_000,
+            "likes": 30_000,
+            "published": "2026-09-01",
+            "tags": ["football"],
+        },
     ),
     "square.mp4": (
-        ClipRecipe(width=480, height=480, seconds=3.0, fps=60, audio="mono", audio_rate=44100, seed=3),
-        {"title": "Freestyle football juggling", "views": 50_000, "likes": 9_000,
-         "published": "2025-01-01", "tags": ["football", "freestyle"]},
+        ClipRecipe(
+            width=480, height=480, seconds=3.0, fps=60, audio="mono", audio_rate=44100, seed=3
+        ),
+        {
+            "title": "Freestyle football juggling",
+            "views": 50_000,
+            "likes": 9_000,
+            "published": "2025-01-01",
+            "tags": ["football", "freestyle"],
+        },
     ),
     "rotated.mp4": (
         ClipRecipe(width=640, height=360, seconds=3.0, fps=30, audio="stereo", rotation=90, seed=4),
-        {"title": "Phone video: football skills in the park", "views": 9_000, "likes": 700,
-         "published": "2026-10-01", "tags": ["football", "phone"]},
+        {
+            "title": "Phone video: football skills in the park",
+            "views": 9_000,
+            "likes": 700,
+            "published": "2026-10-01",
+            "tags": ["football", "phone"],
+        },
     ),
     "cats.mp4": (
         ClipRecipe(width=640, height=360, seconds=3.0, fps=30, audio="stereo", seed=5),
-        {"title": "Cat plays piano", "views": 5_000_000, "likes": 100_000,
-         "published": "2026-01-01", "tags": ["cats"]},
+        {
+            "title": "Cat plays piano",
+            "views": 5_000_000,
+            "likes": 100_000,
+            "published": "2026-01-01",
+            "tags": ["cats"],
+        },
     ),
 }
 

@@ -19,8 +19,9 @@ from shorts_pipeline.resources.media_store import MediaStoreResource
 
 pytestmark = pytest.mark.slow
 
-FAST = ProjectSettings(count=3, clip_min_seconds=1.5, clip_max_seconds=1.5, title_seconds=1.0,
-                       outro_seconds=1.0)
+FAST = ProjectSettings(
+    count=3, clip_min_seconds=1.5, clip_max_seconds=1.5, title_seconds=1.0, outro_seconds=1.0
+)
 
 
 def resources(library: Path) -> dict:
@@ -31,10 +32,18 @@ def resources(library: Path) -> dict:
     }
 
 
-def materialize(key: str, library: Path, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
+def materialize(
+    key: str, library: Path, instance: dg.DagsterInstance, **kwargs
+) -> dg.ExecuteInProcessResult:
     instance.add_dynamic_partitions("project", [key])
-    return dg.materialize(production_assets, partition_key=key, instance=instance,
-                          resources=resources(library), raise_on_error=False, **kwargs)
+    return dg.materialize(
+        production_assets,
+        partition_key=key,
+        instance=instance,
+        resources=resources(library),
+        raise_on_error=False,
+        **kwargs,
+    )
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -46,7 +55,9 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
 
 def test_ranking_project_end_to_end(clip_library, shorts_home):
     catalog = CatalogResource()
-    spec = catalog.add_project("Top football skills ⚽ 축구", keywords=["football", "skills"], settings=FAST)
+    spec = catalog.add_project(
+        "Top football skills ⚽ 축구", keywords=["football", "skills"], settings=FAST
+    )
     result = materialize(spec.key, clip_library, dg.DagsterInstance.ephemeral())
     assert result.success
 
@@ -70,17 +81,24 @@ def test_ranking_project_end_to_end(clip_library, shorts_home):
 
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {
-        "resolution_1080x1920", "frame_rate_30", "duration_within_limit", "has_audio",
+        "resolution_1080x1920",
+        "frame_rate_30",
+        "duration_within_limit",
+        "has_audio",
         "loudness_minus_14_lufs",
     }
-    assert all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks if not c.passed]
+    assert all(c.passed for c in checks), [
+        (c.check_name, c.metadata) for c in checks if not c.passed
+    ]
 
     with Image.open(shorts_home / "media" / video.thumbnail_key) as thumb:
         assert thumb.size == (1080, 1920)
     mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
     thumb_md = mats["video"].materialization.metadata["thumbnail"].value
     assert thumb_md.startswith("![preview](data:image/jpeg;base64,") and len(thumb_md) < 12_000
-    assert "data:image/jpeg;base64," in mats["slides"].materialization.metadata["contact_sheet"].value
+    assert (
+        "data:image/jpeg;base64," in mats["slides"].materialization.metadata["contact_sheet"].value
+    )
 
     upload = result.output_for_node("upload")
     uploaded = Path(upload.url.removeprefix("file://"))
@@ -113,7 +131,10 @@ def test_run_config_selection_for_one_run(clip_library):
     spec = CatalogResource().add_project("Config picks", keywords=["football"], settings=FAST)
     instance = dg.DagsterInstance.ephemeral()
     result = materialize(
-        spec.key, clip_library, instance, selection=["search_results", "selections"],
+        spec.key,
+        clip_library,
+        instance,
+        selection=["search_results", "selections"],
         run_config={"ops": {"selections": {"config": {"clip_ids": ["square"]}}}},
     )
     assert result.success
@@ -128,12 +149,24 @@ def test_broken_clips_are_replaced_with_reasons(library_copy):
 
     entries = json.loads((library_copy / "catalog.json").read_text())
     for name in ("zz-broken", "zz-empty", "zz-text"):
-        entries.append({"id": name, "file": f"{name}.mp4", "title": f"Best football skills {name}",
-                        "views": 99_000_000, "likes": 9_000_000, "tags": ["football"]})
+        entries.append(
+            {
+                "id": name,
+                "file": f"{name}.mp4",
+                "title": f"Best football skills {name}",
+                "views": 99_000_000,
+                "likes": 9_000_000,
+                "tags": ["football"],
+            }
+        )
     (library_copy / "catalog.json").write_text(json.dumps(entries))
     spec = CatalogResource().add_project("With broken clips", keywords=["football"], settings=FAST)
-    result = materialize(spec.key, library_copy, dg.DagsterInstance.ephemeral(),
-                         selection=["search_results", "selections"])
+    result = materialize(
+        spec.key,
+        library_copy,
+        dg.DagsterInstance.ephemeral(),
+        selection=["search_results", "selections"],
+    )
     assert result.success
     chosen = result.output_for_node("selections")
     assert len(chosen.clips) == 3
@@ -147,8 +180,12 @@ def test_broken_clips_are_replaced_with_reasons(library_copy):
 def test_fewer_usable_clips_than_requested_makes_a_shorter_ranking(clip_library):
     settings = FAST.model_copy(update={"count": 10})
     spec = CatalogResource().add_project("Ask for ten", keywords=["football"], settings=settings)
-    result = materialize(spec.key, clip_library, dg.DagsterInstance.ephemeral(),
-                         selection=["search_results", "selections"])
+    result = materialize(
+        spec.key,
+        clip_library,
+        dg.DagsterInstance.ephemeral(),
+        selection=["search_results", "selections"],
+    )
     assert result.success
     assert len(result.output_for_node("selections").clips) == 4
 

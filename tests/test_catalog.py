@@ -33,8 +33,9 @@ def test_fields_round_trip():
     catalog = CatalogResource()
     when = datetime(2026, 12, 1, 18, 0, tzinfo=timezone(timedelta(hours=9)))
     settings = ProjectSettings(count=3, fit="contain", transition="wipe", music=None)
-    spec = catalog.add_project("축구 🔥 ../../x", keywords=["축구"], settings=settings,
-                               publish_at=when, review=True)
+    spec = catalog.add_project(
+        "축구 🔥 ../../x", keywords=["축구"], settings=settings, publish_at=when, review=True
+    )
     got = catalog.get_project(spec.key)
     assert got.title == "축구 🔥 ../../x"
     assert got.settings == settings

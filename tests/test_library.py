@@ -18,7 +18,9 @@ def test_search_matches_titles_and_tags_with_probed_metadata(clip_library):
     by_id = {c.id: c for c in outcome.candidates}
     # the rotated phone clip is coded 640x360 with rotation 90: shown as portrait
     assert (by_id["rotated"].width, by_id["rotated"].height) == (360, 640)
-    assert by_id["rabona"].views == 1_200_000 and by_id["rabona"].duration == pytest.approx(4.0, abs=0.1)
+    assert by_id["rabona"].views == 1_200_000 and by_id["rabona"].duration == pytest.approx(
+        4.0, abs=0.1
+    )
     assert by_id["rabona"].published.year == 2026
     assert by_id["portrait"].tags == ["football"]
 
@@ -34,7 +36,9 @@ def test_csv_catalog_and_files_without_entries(clip_library, tmp_path):
     )
     source = LocalLibrarySource(directory=str(root))
     got = source.search(["goal"]).candidates
-    assert [(c.id, c.title, c.views, c.tags) for c in got] == [("r1", "Rabona!", 10, ["football", "goal"])]
+    assert [(c.id, c.title, c.views, c.tags) for c in got] == [
+        ("r1", "Rabona!", 10, ["football", "goal"])
+    ]
     cat = source.search(["cat"]).candidates
     assert [c.title for c in cat] == ["My cat video"]
 
@@ -61,7 +65,7 @@ def test_missing_folder_says_what_to_do(tmp_path):
 
 def test_broken_catalog_is_reported(library_copy):
     (library_copy / "catalog.json").write_text("{not json")
-    with pytest.raises(ClipSourceError, match="catalog.json cannot be read"):
+    with pytest.raises(ClipSourceError, match=r"catalog\.json cannot be read"):
         LocalLibrarySource(directory=str(library_copy)).search(["football"])
 
 

@@ -22,10 +22,9 @@ def test_local_default_under_home(shorts_home, tmp_path):
 
 def test_writing_is_atomic_and_drops_failures(shorts_home):
     store = MediaStoreResource()
-    with pytest.raises(RuntimeError):
-        with store.writing("projects/p/v.mp4") as path:
-            path.write_bytes(b"half")
-            raise RuntimeError("render died")
+    with pytest.raises(RuntimeError), store.writing("projects/p/v.mp4") as path:
+        path.write_bytes(b"half")
+        raise RuntimeError("render died")
     assert not store.exists("projects/p/v.mp4")
     leftovers = [p for p in (shorts_home / "media").rglob("*") if p.is_file()]
     assert leftovers == []

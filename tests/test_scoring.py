@@ -7,8 +7,16 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def cand(id, title, views, likes, days_old, duration=12.0):
-    return ClipCandidate(id=id, source="library", url=f"file:///{id}", title=title, views=views,
-                         likes=likes, published=NOW - timedelta(days=days_old), duration=duration)
+    return ClipCandidate(
+        id=id,
+        source="library",
+        url=f"file:///{id}",
+        title=title,
+        views=views,
+        likes=likes,
+        published=NOW - timedelta(days=days_old),
+        duration=duration,
+    )
 
 
 def test_popular_engaging_recent_clips_rank_first():
@@ -49,9 +57,24 @@ def test_too_short_clips_lose_fit():
 
 
 def test_budget_keeps_video_under_limit():
-    per = clip_seconds_budget(10, max_duration=60, title_seconds=2, outro_seconds=2,
-                              transition_seconds=0.4, clip_max_seconds=8)
+    per = clip_seconds_budget(
+        10,
+        max_duration=60,
+        title_seconds=2,
+        outro_seconds=2,
+        transition_seconds=0.4,
+        clip_max_seconds=8,
+    )
     total = 2 + 2 + 10 * per - 11 * 0.4
     assert total <= 59.5 + 1e-6
-    assert clip_seconds_budget(3, max_duration=60, title_seconds=2, outro_seconds=2,
-                               transition_seconds=0.4, clip_max_seconds=8) == 8
+    assert (
+        clip_seconds_budget(
+            3,
+            max_duration=60,
+            title_seconds=2,
+            outro_seconds=2,
+            transition_seconds=0.4,
+            clip_max_seconds=8,
+        )
+        == 8
+    )

@@ -1,6 +1,5 @@
 """search_results: the clips the project's source found for its keywords."""
 
-
 import dagster as dg
 import pandas as pd
 

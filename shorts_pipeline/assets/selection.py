@@ -1,6 +1,5 @@
 """selections: the clips the video will show, in order, downloaded and probed."""
 
-
 import hashlib
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ from shorts_pipeline.scoring import clip_seconds_budget, rank_candidates
 class SelectionConfig(dg.Config):
     """Run config: fix the clips and their ranking for this run only (first id is #1)."""
 
-    clip_ids: list[str] = []
+    clip_ids: list[str] = []  # noqa: RUF012 (dg.Config is pydantic: defaults are copied)
 
 
 @dg.asset(
@@ -79,16 +78,17 @@ def selections(
         for s in scored:
             if s.duplicate_of:
                 skipped.append(
-                    SkippedClip(clip_id=s.candidate.id, title=s.candidate.title,
-                                reason=f"near-duplicate of {s.duplicate_of}")
+                    SkippedClip(
+                        clip_id=s.candidate.id,
+                        title=s.candidate.title,
+                        reason=f"near-duplicate of {s.duplicate_of}",
+                    )
                 )
             else:
                 queue.append(s.candidate)
         wanted = settings.count
 
-    source = (
-        LocalLibrarySource(directory=settings.library) if settings.library else library
-    )
+    source = LocalLibrarySource(directory=settings.library) if settings.library else library
     chosen: list[tuple[ClipCandidate, str, MediaInfo]] = []
     for candidate in queue:
         if len(chosen) >= wanted:
@@ -146,13 +146,22 @@ def selections(
             )
         )
     clips.sort(key=lambda c: c.rank)
-    result = Selections(project_key=project.key, manual=bool(manual_ids), clips=clips, skipped=skipped)
+    result = Selections(
+        project_key=project.key, manual=bool(manual_ids), clips=clips, skipped=skipped
+    )
     table = markdown_table(
         ["rank", "id", "title", "score", "views", "source size", "audio", "kept"],
         (
-            [f"#{c.rank}", c.candidate.id, c.candidate.title, f"{c.score:.3f}", c.candidate.views,
-             f"{c.display_width}x{c.display_height}", "yes" if c.has_audio else "no",
-             f"{c.trim_start:.1f}–{c.trim_start + c.trim_seconds:.1f} s"]
+            [
+                f"#{c.rank}",
+                c.candidate.id,
+                c.candidate.title,
+                f"{c.score:.3f}",
+                c.candidate.views,
+                f"{c.display_width}x{c.display_height}",
+                "yes" if c.has_audio else "no",
+                f"{c.trim_start:.1f}–{c.trim_start + c.trim_seconds:.1f} s",
+            ]
             for c in clips
         ),
     )
@@ -164,8 +173,11 @@ def selections(
             "manual": result.manual,
             "clips": dg.MetadataValue.md(table),
             "skipped": dg.MetadataValue.md(
-                markdown_table(["id", "title", "reason"], ((s.clip_id, s.title, s.reason) for s in skipped))
-                if skipped else "none"
+                markdown_table(
+                    ["id", "title", "reason"], ((s.clip_id, s.title, s.reason) for s in skipped)
+                )
+                if skipped
+                else "none"
             ),
         },
     )
@@ -212,6 +224,6 @@ def _is_missing(value: object) -> bool:
     if isinstance(value, list | tuple):
         return False
     try:
-        return bool(pd.isna(value))  # type: ignore[arg-type]
+        return bool(pd.isna(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False

@@ -1,6 +1,6 @@
 """slides: every image the video needs, drawn with Pillow."""
 
-
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,7 +40,9 @@ def slides(
     count = len(selections.clips)
     scratch = Path(tempfile.mkdtemp(prefix="slides-", dir=cache_dir()))
     try:
-        title_png = draw_title_card(scratch / "title.png", project.title, subtitle=f"Top {count}")
+        # "Top N" as a kicker, unless the title already says it.
+        kicker = None if re.search(r"\btop\s*\d+", project.title, re.I) else f"Top {count}"
+        title_png = draw_title_card(scratch / "title.png", project.title, subtitle=kicker)
         outro_png = draw_outro_card(scratch / "outro.png", project.title)
         badges: dict[int, str] = {}
         boxes: dict[int, tuple[int, int, int, int]] = {}
@@ -56,8 +58,12 @@ def slides(
         sheet = contact_sheet([title_png, *local_badges, outro_png], scratch / "sheet.jpg")
         slide_set = SlideSet(
             project_key=project.key,
-            title_card=media_store.put(title_png, project_media_key(project, "slides", "title.png")),
-            outro_card=media_store.put(outro_png, project_media_key(project, "slides", "outro.png")),
+            title_card=media_store.put(
+                title_png, project_media_key(project, "slides", "title.png")
+            ),
+            outro_card=media_store.put(
+                outro_png, project_media_key(project, "slides", "outro.png")
+            ),
             badges=badges,
             badge_boxes=boxes,
             contact_sheet=media_store.put(sheet, project_media_key(project, "slides", "sheet.jpg")),

@@ -1,6 +1,5 @@
 """upload: the finished files at their public place in the media store, with a checksum."""
 
-
 import dagster as dg
 
 from shorts_pipeline.assets.common import OWNERS, project_of

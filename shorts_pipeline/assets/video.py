@@ -1,6 +1,5 @@
 """video: the finished 1080x1920 MP4, rendered in one ffmpeg process, with blocking checks."""
 
-
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,16 +31,36 @@ LOUDNESS_TARGET = -14.0
 LOUDNESS_TOLERANCE = 1.0
 
 CHECKS = [
-    dg.AssetCheckSpec("resolution_1080x1920", asset="video", blocking=True,
-                      description="The video is 1080x1920 with square pixels."),
-    dg.AssetCheckSpec("frame_rate_30", asset="video", blocking=True,
-                      description="The video runs at a constant 30 fps."),
-    dg.AssetCheckSpec("duration_within_limit", asset="video", blocking=True,
-                      description="The video is no longer than the project's platform limit."),
-    dg.AssetCheckSpec("has_audio", asset="video", blocking=True,
-                      description="The video has an AAC 48 kHz audio stream."),
-    dg.AssetCheckSpec("loudness_minus_14_lufs", asset="video", blocking=True,
-                      description="Integrated loudness is within ±1 LU of −14 LUFS."),
+    dg.AssetCheckSpec(
+        "resolution_1080x1920",
+        asset="video",
+        blocking=True,
+        description="The video is 1080x1920 with square pixels.",
+    ),
+    dg.AssetCheckSpec(
+        "frame_rate_30",
+        asset="video",
+        blocking=True,
+        description="The video runs at a constant 30 fps.",
+    ),
+    dg.AssetCheckSpec(
+        "duration_within_limit",
+        asset="video",
+        blocking=True,
+        description="The video is no longer than the project's platform limit.",
+    ),
+    dg.AssetCheckSpec(
+        "has_audio",
+        asset="video",
+        blocking=True,
+        description="The video has an AAC 48 kHz audio stream.",
+    ),
+    dg.AssetCheckSpec(
+        "loudness_minus_14_lufs",
+        asset="video",
+        blocking=True,
+        description="Integrated loudness is within ±1 LU of −14 LUFS.",
+    ),
 ]
 
 
@@ -73,7 +92,9 @@ def video(
             local = media_store.local_path(clip.media_key)
             x, y, w, h = slides.badge_boxes[clip.rank]
             badge = Overlay(str(media_store.local_path(slides.badges[clip.rank])), x, y, w, h)
-            clips.append(RankedClip(clip.rank, probe_clip(local), clip.trim_start, clip.trim_seconds, badge))
+            clips.append(
+                RankedClip(clip.rank, probe_clip(local), clip.trim_start, clip.trim_seconds, badge)
+            )
         timeline = ranking_timeline(
             clips,
             title_card=str(media_store.local_path(slides.title_card)),
@@ -123,7 +144,7 @@ def video(
         render_seconds=round(result.seconds, 2),
     )
     checks = video_checks(facts, project)
-    failed = [c.check_name for c in checks if not c.passed]
+    failed = [c.check_name or "" for c in checks if not c.passed]
     if failed:
         catalog.set_status(project.key, ProjectStatus.failed, f"checks failed: {', '.join(failed)}")
     else:
@@ -166,7 +187,9 @@ def video_checks(facts: VideoFacts, project: ProjectSpec) -> list[dg.AssetCheckR
         dg.AssetCheckResult(
             check_name="has_audio",
             passed=facts.has_audio and facts.audio_codec == "aac" and facts.audio_rate == 48000,
-            metadata={"audio": f"{facts.audio_codec} {facts.audio_rate} Hz {facts.audio_channels} ch"},
+            metadata={
+                "audio": f"{facts.audio_codec} {facts.audio_rate} Hz {facts.audio_channels} ch"
+            },
         ),
         dg.AssetCheckResult(
             check_name="loudness_minus_14_lufs",
@@ -192,7 +215,9 @@ def _music_path(settings: ProjectSettings) -> str | None:
     path = Path(settings.music).expanduser()
     if not path.is_file():
         raise dg.Failure(
-            description=f"music file {path} does not exist; set music to 'bundled', a file, or none",
+            description=(
+                f"music file {path} does not exist; set music to 'bundled', a file, or none"
+            ),
             allow_retries=False,
         )
     return str(path)

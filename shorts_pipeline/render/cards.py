@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image, ImageDraw, ImageFilter
@@ -36,7 +37,7 @@ _BOTTOM_COLOUR: RGB = (7, 7, 13)
 
 
 def draw_title_card(
-    path: str,
+    path: str | Path,
     title: str,
     subtitle: str | None = None,
     size: tuple[int, int] = (FRAME_WIDTH, FRAME_HEIGHT),
@@ -60,12 +61,12 @@ def draw_title_card(
     blocks.append(_TextBlock(title_lines, title_size, WHITE, shadow=True))
 
     _draw_stack(image, blocks, scale, centre_y=safe.top + round(safe.height * 0.45))
-    _save_atomic(image.convert("RGB"), path, "PNG", compress_level=1)
-    return path
+    _save_atomic(image.convert("RGB"), str(path), "PNG", compress_level=1)
+    return str(path)
 
 
 def draw_rank_badge(
-    path: str,
+    path: str | Path,
     rank: int,
     caption: str,
     frame_size: tuple[int, int] = (FRAME_WIDTH, FRAME_HEIGHT),
@@ -119,9 +120,9 @@ def draw_rank_badge(
 
     box = canvas.getchannel("A").getbbox()
     assert box is not None  # the badge is always drawn
-    _save_atomic(canvas.crop(box), path, "PNG", compress_level=1)
+    _save_atomic(canvas.crop(box), str(path), "PNG", compress_level=1)
     return Overlay(
-        path=path,
+        path=str(path),
         x=safe.left + box[0],
         y=safe.top + box[1],
         width=box[2] - box[0],
@@ -130,7 +131,7 @@ def draw_rank_badge(
 
 
 def draw_outro_card(
-    path: str,
+    path: str | Path,
     title: str,
     lines: Sequence[str] = ("Which one was your favourite?", "Follow for more"),
     size: tuple[int, int] = (FRAME_WIDTH, FRAME_HEIGHT),
@@ -158,17 +159,20 @@ def draw_outro_card(
         blocks += [_Gap(round(56 * scale)), _Pill(pill_lines, pill_size, accent)]
 
     _draw_stack(image, blocks, scale, centre_y=safe.top + round(safe.height * 0.45))
-    _save_atomic(image.convert("RGB"), path, "PNG", compress_level=1)
-    return path
+    _save_atomic(image.convert("RGB"), str(path), "PNG", compress_level=1)
+    return str(path)
 
 
 def contact_sheet(
-    image_paths: Sequence[str], out_path: str, columns: int = 4, thumb_width: int = 120
+    image_paths: Sequence[str | Path],
+    out_path: str | Path,
+    columns: int = 4,
+    thumb_width: int = 120,
 ) -> str:
     """Writes a small JPEG grid of the images (for the Dagster UI), under ~30 KB."""
     if not image_paths:
         raise ValueError("contact_sheet needs at least one image")
-    thumbs = [_thumbnail(p, thumb_width, thumb_width * 4) for p in image_paths]
+    thumbs = [_thumbnail(str(p), thumb_width, thumb_width * 4) for p in image_paths]
     gap = 4
     cell_height = max(t.height for t in thumbs)
     columns = max(1, min(columns, len(thumbs)))
@@ -185,8 +189,8 @@ def contact_sheet(
         sheet.paste(thumb, (x, y))
 
     data = _jpeg_under(sheet, CONTACT_SHEET_MAX_BYTES)
-    _write_atomic(out_path, data)
-    return out_path
+    _write_atomic(str(out_path), data)
+    return str(out_path)
 
 
 def thumbnail_data_uri(image_path: str, max_width: int = 120, quality: int = 60) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
+from typing import IO
 
 from shorts_pipeline.render.errors import RenderError
 from shorts_pipeline.render.probe import ffmpeg_binary
@@ -37,6 +38,7 @@ def run_ffmpeg(
             stdout=subprocess.PIPE if progress is not None else subprocess.DEVNULL,
             stderr=log,
             text=True,
+            bufsize=1,  # line-buffered: progress arrives as ffmpeg writes it
         )
         try:
             if progress is not None and proc.stdout is not None:
@@ -53,9 +55,9 @@ def run_ffmpeg(
     return text
 
 
-def _follow_progress(stream, total_seconds: float | None, progress: ProgressFn) -> None:  # type: ignore[no-untyped-def]
+def _follow_progress(stream: IO[str], total_seconds: float | None, progress: ProgressFn) -> None:
     last = -1.0
-    for line in stream:
+    for line in iter(stream.readline, ""):
         key, _, value = line.strip().partition("=")
         if key == "out_time_us" and total_seconds:
             try:

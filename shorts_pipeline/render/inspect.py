@@ -33,7 +33,7 @@ class VideoFacts:
 def inspect_video(path: str | Path, measure_audio: bool = True) -> VideoFacts:
     data = probe_json(path)
     streams = data.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"), {})
+    video: dict = next((s for s in streams if s.get("codec_type") == "video"), {})
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     rate = video.get("avg_frame_rate") or "0/1"
     try:

@@ -39,6 +39,7 @@ class MediaInfo:
     audio_rate: int | None
     audio_channels: int | None
     size_bytes: int
+    color_matrix: str | None = None  # e.g. bt709, smpte170m (bt601); None when untagged
 
     @property
     def display_width(self) -> int:
@@ -112,8 +113,13 @@ def _reason(stderr: str, path: Path) -> str:
 
 
 # Messages ffmpeg prints when the data a container's index promises is not in the file.
-_TRUNCATION_SIGNS = ("partial file", "File ended prematurely", "Invalid NAL unit size",
-                     "Error while decoding", "Invalid data found")
+_TRUNCATION_SIGNS = (
+    "partial file",
+    "File ended prematurely",
+    "Invalid NAL unit size",
+    "Error while decoding",
+    "Invalid data found",
+)
 
 
 def check_tail_decodes(path: str | Path, seconds: float = 1.0) -> None:
@@ -122,8 +128,21 @@ def check_tail_decodes(path: str | Path, seconds: float = 1.0) -> None:
     Containers with their index up front (mp4 +faststart, webm, mkv) still probe with their
     full duration after a download stops half way; only decoding the end shows it.
     """
-    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-sseof", f"-{seconds:.2f}", "-i",
-           str(path), "-map", "0:v:0", "-f", "null", "-"]
+    cmd = [
+        ffmpeg_binary(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-sseof",
+        f"-{seconds:.2f}",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0 or any(sign in proc.stderr for sign in _TRUNCATION_SIGNS):
         raise ProbeError(
@@ -190,13 +209,19 @@ def probe_clip(
         audio_rate=int(audio["sample_rate"]) if audio and audio.get("sample_rate") else None,
         audio_channels=int(audio["channels"]) if audio and audio.get("channels") else None,
         size_bytes=p.stat().st_size,
+        color_matrix=_tag(video.get("color_space")),
     )
+
+
+def _tag(value: object) -> str | None:
+    text = str(value or "").strip()
+    return None if text in {"", "unknown", "reserved", "unspecified"} else text
 
 
 def _duration(data: dict, video: dict) -> float | None:
     for raw in (data.get("format", {}).get("duration"), video.get("duration")):
         try:
-            value = float(raw)
+            value = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue
         if value > 0:
@@ -238,4 +263,4 @@ def _rotation(video: dict) -> int:
         angle = float(video["tags"]["rotate"])
     if angle is None:
         return 0
-    return int(round(angle / 90.0)) % 4 * 90
+    return round(angle / 90.0) % 4 * 90

@@ -18,10 +18,12 @@ mode using the first pass's measurement.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -29,9 +31,11 @@ from shorts_pipeline.render.errors import RenderError
 from shorts_pipeline.render.ffmpeg_run import ProgressFn, run_ffmpeg
 from shorts_pipeline.render.geometry import FPS, FRAME_HEIGHT, FRAME_WIDTH, Overlay
 from shorts_pipeline.render.loudness import (
+    EBUR128_FILTER,
     TARGET_LUFS,
-    loudnorm_first_pass_filter,
-    parse_loudnorm_json,
+    Loudness,
+    loudnorm_filter,
+    parse_ebur128_summary,
 )
 from shorts_pipeline.render.probe import MediaInfo
 
@@ -95,8 +99,10 @@ class Timeline:
         if self.transition == "none" or len(self.segments) < 2:
             return 0.0
         shortest = min(s.duration for s in self.segments)
-        # xfade needs its overlap shorter than both neighbours.
-        return max(0.0, min(self.transition_seconds, shortest / 2))
+        # xfade needs its overlap shorter than both neighbours; whole frames keep the
+        # video's cuts and the audio's cross-fades on the same instants.
+        seconds = max(0.0, min(self.transition_seconds, shortest / 2))
+        return math.floor(seconds * self.fps) / self.fps
 
     @property
     def duration(self) -> float:
@@ -136,42 +142,41 @@ def render_timeline(
     started = time.monotonic()
     graph = FilterGraph(timeline)
 
-    measured = None
-    if graph.has_audible_input:
-        log = run_ffmpeg(
-            [
-                *graph.input_args(),
-                "-filter_complex",
-                graph.audio_graph(loudnorm_first_pass_filter(timeline.loudness_lufs)),
-                "-map",
-                "[aout]",
-                "-f",
-                "null",
-                "-",
-            ],
-            what="loudness analysis",
-        )
-        measured = parse_loudnorm_json(log)
-    loudnorm = measured.filter(timeline.loudness_lufs) if measured else "anull"
-
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial.mp4")
+    mix = out.with_name(f".{out.name}.{os.getpid()}.mix.wav")
     thumb_tmp = None
-    outputs = ["-map", "[vout]", "-map", "[aout]", *graph.encode_args(), str(tmp)]
-    video_graph = graph.video_graph()
     if thumbnail_path is not None:
         thumb_tmp = Path(thumbnail_path).with_name(f".{Path(thumbnail_path).name}.partial.jpg")
-        at = thumbnail_at if thumbnail_at is not None else timeline.duration / 2
-        frame = max(0, min(int(at * timeline.fps), int(timeline.duration * timeline.fps) - 1))
-        video_graph = video_graph.replace("[vout]", "[vfinal]") + (
-            f";[vfinal]split=2[vout][vthumb];[vthumb]select='eq(n\\,{frame})'[tout]"
-        )
-        outputs += ["-map", "[tout]", "-frames:v", "1", "-q:v", "3", str(thumb_tmp)]
+    measured = None
     try:
+        if graph.has_audible_input:
+            # Pass 1, audio only: mix every sound into a lossless file and measure it.
+            log = run_ffmpeg(
+                [
+                    *graph.audio_input_args(),
+                    "-filter_complex",
+                    graph.audio_graph(),
+                    "-map",
+                    "[amix]",
+                    "-c:a",
+                    "pcm_f32le",
+                    "-f",
+                    "wav",
+                    str(mix),
+                ],
+                what="audio mix and loudness analysis",
+            )
+            measured = parse_ebur128_summary(log)
+        audio_args, audio_filter = graph.final_audio(mix if measured else None, measured)
+        video_graph = graph.video_graph()
+        outputs = ["-map", "[vout]", "-map", "[aout]", *graph.encode_args(), str(tmp)]
+        # Pass 2: the one process that decodes, composites and encodes the video.
         run_ffmpeg(
             [
-                *graph.input_args(),
+                *graph.video_input_args(),
+                *audio_args,
                 "-filter_complex",
-                video_graph + ";" + graph.audio_graph(loudnorm),
+                f"{video_graph};{audio_filter}",
                 *outputs,
             ],
             what=f"render of {out.name}",
@@ -179,10 +184,18 @@ def render_timeline(
             progress=progress,
         )
         if thumb_tmp is not None and thumbnail_path is not None:
+            # From the finished file, not as a second output of the render: ffmpeg reports
+            # no progress until every output has started, and a thumbnail starts late.
+            at = thumbnail_at if thumbnail_at is not None else timeline.duration / 2
+            at = max(0.0, min(at, timeline.duration - 1 / timeline.fps))
+            run_ffmpeg(
+                ["-ss", f"{at:.3f}", "-i", str(tmp), "-frames:v", "1", "-q:v", "3", str(thumb_tmp)],
+                what=f"thumbnail of {out.name}",
+            )
             os.replace(thumb_tmp, thumbnail_path)
         os.replace(tmp, out)
     finally:
-        for leftover in (tmp, thumb_tmp):
+        for leftover in (tmp, thumb_tmp, mix):
             if leftover is not None and leftover.exists():
                 leftover.unlink()
     return RenderResult(
@@ -190,52 +203,66 @@ def render_timeline(
         thumbnail=str(thumbnail_path) if thumbnail_path is not None else None,
         duration=timeline.duration,
         seconds=time.monotonic() - started,
-        loudness_first_pass_lufs=measured.input_i if measured else None,
+        loudness_first_pass_lufs=measured.integrated_lufs if measured else None,
     )
 
 
 class FilterGraph:
-    """Builds the ffmpeg inputs and the filter graph text for one timeline.
+    """Builds the ffmpeg inputs and filter graphs for one timeline.
 
-    Inputs are numbered in order: one per segment, then one per overlay image, then the
-    music bed. User text never appears here: only numbers and file paths, and paths are
-    passed as separate arguments, never inside the graph.
+    Two input lists, numbered separately: the video pass takes one input per segment, then
+    one per overlay image; the audio pass takes each clip whose sound is used, then the
+    music bed. User text never appears in a graph: only numbers, and file paths travel as
+    separate arguments.
     """
 
     def __init__(self, timeline: Timeline) -> None:
         self.t = timeline
-        self.inputs: list[list[str]] = []
+        self.video_inputs: list[list[str]] = []
         self.segment_input: list[int] = []
         self.overlay_inputs: list[list[tuple[int, Overlay]]] = []
         for seg in timeline.segments:
-            self.segment_input.append(len(self.inputs))
+            self.segment_input.append(len(self.video_inputs))
             if isinstance(seg, ClipSegment):
-                self.inputs.append(
-                    ["-ss", f"{seg.start:.3f}", "-t", f"{seg.duration + 0.5:.3f}", "-i", seg.info.path]
-                )
+                self.video_inputs.append(_clip_input(seg))
             else:
-                self.inputs.append(["-framerate", str(timeline.fps), "-i", seg.path])
+                self.video_inputs.append(["-framerate", str(timeline.fps), "-i", seg.path])
         for seg in timeline.segments:
             placed = []
             for ov in seg.overlays:
-                placed.append((len(self.inputs), ov))
-                self.inputs.append(["-framerate", str(timeline.fps), "-i", ov.path])
+                placed.append((len(self.video_inputs), ov))
+                self.video_inputs.append(["-framerate", str(timeline.fps), "-i", ov.path])
             self.overlay_inputs.append(placed)
+        self.audio_inputs: list[list[str]] = []
+        self.segment_audio: dict[int, int] = {}
+        for i, seg in enumerate(timeline.segments):
+            if isinstance(seg, ClipSegment) and seg.audio and seg.info.has_audio:
+                self.segment_audio[i] = len(self.audio_inputs)
+                self.audio_inputs.append(_clip_input(seg))
         self.music_input: int | None = None
         if timeline.music:
-            self.music_input = len(self.inputs)
-            self.inputs.append(["-stream_loop", "-1", "-i", timeline.music])
+            self.music_input = len(self.audio_inputs)
+            self.audio_inputs.append(["-stream_loop", "-1", "-i", timeline.music])
 
     @property
     def has_audible_input(self) -> bool:
-        return self.music_input is not None or any(
-            isinstance(s, ClipSegment) and s.audio and s.info.has_audio for s in self.t.segments
-        )
+        return bool(self.audio_inputs)
 
-    def input_args(self) -> list[str]:
-        # The loudness pass takes the same inputs so the audio graph's input numbers hold;
-        # ffmpeg demuxes but never decodes the video streams nothing maps.
-        return [arg for inp in self.inputs for arg in inp]
+    def video_input_args(self) -> list[str]:
+        return [arg for inp in self.video_inputs for arg in inp]
+
+    def audio_input_args(self) -> list[str]:
+        return [arg for inp in self.audio_inputs for arg in inp]
+
+    def final_audio(self, mix: Path | None, measured: Loudness | None) -> tuple[list[str], str]:
+        """Inputs and filter for the render pass's audio: the mix, normalised, or silence."""
+        fmt = _AUDIO_FORMAT
+        total = f"{self.t.duration:.3f}"
+        if mix is None or measured is None:
+            return [], f"anullsrc=r=48000:cl=stereo,atrim=duration={total},{fmt}[aout]"
+        n = len(self.video_inputs)
+        norm = loudnorm_filter(measured, self.t.loudness_lufs)
+        return ["-i", str(mix)], f"[{n}:a]{norm},{fmt},apad,atrim=duration={total}[aout]"
 
     # ---- video -------------------------------------------------------------------------
 
@@ -264,12 +291,12 @@ class FilterGraph:
             )
             body = head + self._overlay_chain(i, "s")
             # Decode and composite the image once, then repeat that frame.
-            return f"{body},loop=loop={frames - 1}:size=1:start=0,{tail},trim=end_frame={frames}[{label}]"
+            loop = f"loop=loop={frames - 1}:size=1:start=0"
+            return f"{body},{loop},{tail},trim=end_frame={frames}[{label}]"
         fitted = self._fit(src, seg.info, f"f{i}")
         body = fitted + self._overlay_chain(i, f"o{i}")
         return (
-            f"{body},tpad=stop_mode=clone:stop_duration=2,trim=end_frame={frames},"
-            f"{tail}[{label}]"
+            f"{body},tpad=stop_mode=clone:stop_duration=2,trim=end_frame={frames},{tail}[{label}]"
         )
 
     def _fit(self, src: str, info: MediaInfo, tag: str) -> str:
@@ -282,8 +309,13 @@ class FilterGraph:
         sar = (1 / info.sar) if rotated else info.sar
         dw, dh = fw * sar, fh  # display size
         target = t.width / t.height
-        pre = f"{src}setpts=PTS-STARTPTS,fps={t.fps}"
-        color = ":out_color_matrix=bt709:out_range=tv"
+        # Conversions are placed where they cost least: dropping frames (60 -> 30 fps)
+        # before scaling, duplicating them (24 -> 30 fps) after; colour matrices are
+        # converted only for SD (BT.601) sources, since the conversion doubles scale's cost.
+        pre = f"{src}setpts=PTS-STARTPTS" + (f",fps={t.fps}" if info.fps > t.fps + 0.5 else "")
+        color = ":out_range=tv" + (
+            ":in_color_matrix=bt601:out_color_matrix=bt709" if _is_bt601(info) else ""
+        )
         if dw / dh > target:
             crop_w, crop_h = _even(dh * target / sar), _even(fh)
         else:
@@ -294,7 +326,7 @@ class FilterGraph:
             f"scale={t.width}:{t.height}:flags={flags}{color},setsar=1"
         )
         if t.fit == "cover":
-            return f"{pre},{cover}"
+            return f"{pre},{cover},fps={t.fps}"
         # contain: the whole picture, centred, over a blurred and darkened cover of itself.
         # Blur at 1/8 size, then scale up: a wide blur for a fraction of the cost.
         if dw / dh > target:
@@ -309,7 +341,7 @@ class FilterGraph:
             f"eq=brightness=-0.12:saturation=0.8,"
             f"scale={t.width}:{t.height}:flags=bilinear,setsar=1[{tag}b];"
             f"[{tag}fg]scale={fg_w}:{fg_h}:flags={flags}{color},setsar=1[{tag}f];"
-            f"[{tag}b][{tag}f]overlay=x=(W-w)/2:y=(H-h)/2:format=yuv420"
+            f"[{tag}b][{tag}f]overlay=x=(W-w)/2:y=(H-h)/2:format=yuv420,fps={t.fps}"
         )
 
     def _overlay_chain(self, i: int, tag: str) -> str:
@@ -322,6 +354,13 @@ class FilterGraph:
         return text
 
     def _join_video(self, labels: list[str]) -> str:
+        """Join segments; with transitions, only the overlapping frames go through xfade.
+
+        ffmpeg 5.1's xfade processes every frame it passes on, and a chain of them runs
+        each frame of the video through each one. So every segment is split (by reference,
+        no copy) into head, middle and tail; each tail/head pair is cross-faded on its own
+        and the pieces are concatenated. Same output, a fraction of the work.
+        """
         t = self.t
         if len(labels) == 1:
             return f"[{labels[0]}]null[vout]"
@@ -329,29 +368,57 @@ class FilterGraph:
             joined = "".join(f"[{lb}]" for lb in labels)
             return f"{joined}concat=n={len(labels)}:v=1:a=0[vout]"
         kind = XFADE_TRANSITIONS.get(t.transition, "fade")
-        parts, prev = [], labels[0]
-        starts = t.segment_starts()
-        for k in range(1, len(labels)):
-            out = "vout" if k == len(labels) - 1 else f"x{k}"
-            parts.append(
-                f"[{prev}][{labels[k]}]xfade=transition={kind}:duration={t.crossfade:.3f}"
-                f":offset={starts[k]:.3f}[{out}]"
+        overlap = round(t.crossfade * t.fps)
+        last = len(labels) - 1
+        parts, pieces = [], []
+        for i, label in enumerate(labels):
+            frames = round(t.segments[i].duration * t.fps)
+            cuts = []
+            if i > 0:
+                cuts.append(("h", 0, overlap))
+            body_start, body_end = (
+                (overlap if i > 0 else 0),
+                (frames - overlap if i < last else frames),
             )
-            prev = out
+            if body_end > body_start:
+                cuts.append(("m", body_start, body_end))
+            if i < last:
+                cuts.append(("t", frames - overlap, frames))
+            outs = "".join(f"[{label}{name}]" for name, _, _ in cuts)
+            parts.append(
+                f"[{label}]split={len(cuts)}{outs}" if len(cuts) > 1 else f"[{label}]null{outs}"
+            )
+            for name, a, b in cuts:
+                parts.append(
+                    f"[{label}{name}]trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS"
+                    f"[{label}{name}c]"
+                )
+            if i > 0:
+                prev = labels[i - 1]
+                parts.append(
+                    f"[{prev}tc][{label}hc]xfade=transition={kind}"
+                    f":duration={overlap / t.fps:.4f}:offset=0[{label}x]"
+                )
+                pieces.append(f"[{label}x]")
+            if body_end > body_start:
+                pieces.append(f"[{label}mc]")
+        parts.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0[vout]")
         return ";".join(parts)
 
     # ---- audio -------------------------------------------------------------------------
 
-    def audio_graph(self, loudnorm: str) -> str:
+    def audio_graph(self) -> str:
+        """The audio pass: each clip's sound (or silence) in step with the video's cuts and
+        cross-fades, the music bed under it, then measured; the output label is [amix]."""
         t = self.t
-        fmt = "aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+        fmt = _AUDIO_FORMAT
         chains, labels = [], []
         for i, seg in enumerate(t.segments):
             label = f"a{i}"
             d = f"{seg.duration:.3f}"
-            if isinstance(seg, ClipSegment) and seg.audio and seg.info.has_audio:
+            if i in self.segment_audio:
                 chains.append(
-                    f"[{self.segment_input[i]}:a]asetpts=PTS-STARTPTS,{fmt},apad,"
+                    f"[{self.segment_audio[i]}:a]asetpts=PTS-STARTPTS,{fmt},apad,"
                     f"atrim=duration={d}[{label}]"
                 )
             else:
@@ -367,21 +434,20 @@ class FilterGraph:
             for k in range(1, len(labels)):
                 out = "amain" if k == len(labels) - 1 else f"ax{k}"
                 chains.append(
-                    f"[{prev}][{labels[k]}]acrossfade=d={t.crossfade:.3f}:c1=tri:c2=tri[{out}]"
+                    f"[{prev}][{labels[k]}]acrossfade=d={t.crossfade:.4f}:c1=tri:c2=tri[{out}]"
                 )
                 prev = out
         total = f"{t.duration:.3f}"
+        mixed = "amain"
         if self.music_input is not None:
             fade_out = max(0.0, t.duration - 1.5)
             chains.append(
                 f"[{self.music_input}:a]{fmt},atrim=duration={total},asetpts=PTS-STARTPTS,"
                 f"volume={t.music_db}dB,afade=t=in:d=0.8,afade=t=out:st={fade_out:.3f}:d=1.5[music]"
             )
-            chains.append("[amain][music]amix=inputs=2:duration=first:normalize=0[amix]")
-            mixed = "amix"
-        else:
-            mixed = "amain"
-        chains.append(f"[{mixed}]{loudnorm},{fmt},atrim=duration={total}[aout]")
+            chains.append("[amain][music]amix=inputs=2:duration=first:normalize=0[amixed]")
+            mixed = "amixed"
+        chains.append(f"[{mixed}]atrim=duration={total},{EBUR128_FILTER}[amix]")
         return ";".join(chains)
 
     def encode_args(self) -> list[str]:
@@ -424,5 +490,20 @@ class FilterGraph:
         ]
 
 
-def _even(value: float) -> int:
+_AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+
+
+def _clip_input(seg: ClipSegment) -> list[str]:
+    # Seek at the input: only the kept seconds (plus a margin for padding) are decoded.
+    return ["-ss", f"{seg.start:.3f}", "-t", f"{seg.duration + 0.5:.3f}", "-i", seg.info.path]
+
+
+def _is_bt601(info: MediaInfo) -> bool:
+    if info.color_matrix:
+        return info.color_matrix in {"smpte170m", "bt470bg", "bt601"}
+    # Untagged: players assume BT.601 for standard definition, BT.709 above it.
+    return min(info.display_width, info.display_height) < 720
+
+
+def _even(value: float | Fraction) -> int:
     return max(2, int(value) // 2 * 2)

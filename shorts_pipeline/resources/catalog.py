@@ -94,7 +94,9 @@ class CatalogResource(dg.ConfigurableResource):
     `postgresql+psycopg://user@host/shorts`, to share projects between machines.
     """
 
-    url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in SHORTS_HOME.")
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in SHORTS_HOME."
+    )
 
     @property
     def engine(self) -> sa.Engine:
@@ -117,7 +119,9 @@ class CatalogResource(dg.ConfigurableResource):
         fmt = ProjectFormat(fmt)
         if publish_at is not None:
             # Stored as UTC: SQLite keeps no offset, and "18:00+09:00" must stay that instant.
-            publish_at = (publish_at if publish_at.tzinfo else publish_at.astimezone()).astimezone(UTC)
+            publish_at = (publish_at if publish_at.tzinfo else publish_at.astimezone()).astimezone(
+                UTC
+            )
         key = project_key(clean_title, fmt.value)
         now = datetime.now(UTC)
         spec = ProjectSpec(
@@ -154,9 +158,11 @@ class CatalogResource(dg.ConfigurableResource):
     def get_project(self, key: str) -> ProjectSpec:
         validate_project_key(key)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(projects_table).where(projects_table.c.key == key)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(projects_table).where(projects_table.c.key == key))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise ProjectNotFoundError(key)
         return _spec(row)

@@ -135,7 +135,9 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
         elif csv_path.exists():
             with csv_path.open(newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f):
-                    row["tags"] = [t.strip() for t in re.split(r"[;|,]", row.get("tags") or "") if t.strip()]
+                    row["tags"] = [
+                        t.strip() for t in re.split(r"[;|,]", row.get("tags") or "") if t.strip()
+                    ]
                     rows.append(row)
     except (json.JSONDecodeError, KeyError, TypeError, csv.Error) as err:
         name = json_path if json_path.exists() else csv_path

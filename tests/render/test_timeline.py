@@ -267,7 +267,7 @@ def test_failed_render_leaves_nothing_and_says_why(media, tmp_path):
     info = media["clips"]["landscape"]
     broken = Overlay(str(tmp_path / "missing-badge.png"), 0, 300, 10, 10)
     out = tmp_path / "out" / "video.mp4"
-    with pytest.raises(RenderError, match="missing-badge.png"):
+    with pytest.raises(RenderError, match=r"missing-badge\.png"):
         render_timeline(Timeline(segments=[ClipSegment(info, 0, 1.0, (broken,))], music=None), out)
     assert list(out.parent.iterdir()) == []
 

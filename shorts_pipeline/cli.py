@@ -1,0 +1,535 @@
+"""The `shorts` command: register projects, render them, see where they stand.
+
+Every command works on the same state as `dagster dev` (SHORTS_HOME): runs started here show
+in the Dagster UI, and projects added here are partitions there. Exit codes: 0 done, 1 the
+work failed (a render, a check), 2 the command was wrong (unknown key, bad option).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shorts_pipeline.home import dagster_home, library_dir, shorts_home
+from shorts_pipeline.models import ProjectFormat, ProjectSettings, ProjectSpec
+
+console = Console(stderr=True)
+out = Console()
+
+STAGES = ["search_results", "selections", "slides", "video", "upload"]
+STAGE_LABELS = {
+    "search_results": "search",
+    "selections": "select",
+    "slides": "slides",
+    "video": "video",
+    "upload": "upload",
+}
+DEMO_PROJECTS = [
+    ("Top 5 football skills of the year", ["football", "skills"]),
+]
+
+
+class CommandError(click.ClickException):
+    exit_code = 2
+
+
+@click.group()
+@click.version_option(package_name="shorts-pipeline")
+def main() -> None:
+    """shorts — an automated short-video factory on Dagster."""
+    _prepare_dagster_home()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def demo(as_json: bool) -> None:
+    """Offline end to end: build the demo library, then make one video per demo project."""
+    from shorts_pipeline.render.synth import make_demo_library
+
+    library = library_dir()
+    console.print(f"[bold]SHORTS_HOME[/] {shorts_home()}")
+    with _bar("demo library") as (progress, task):
+        make_demo_library(library, progress=lambda f: progress.update(task, completed=f * 100))
+    catalog = _catalog()
+    results = []
+    for title, keywords in DEMO_PROJECTS:
+        spec = _existing_or_new(catalog, title, keywords)
+        console.print(f"[bold]project[/] {spec.key} — {spec.title}")
+        results.append(_run_project(spec.key))
+    failed = [r for r in results if not r["success"]]
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        for r in results:
+            if r["success"]:
+                out.print(r["video_path"])
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("title")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in ProjectFormat]),
+    default="ranking",
+    show_default=True,
+)
+@click.option("--keywords", multiple=True, help="Search keywords (repeat or comma-separate).")
+@click.option("--library", type=click.Path(file_okay=False), help="Clip library folder.")
+@click.option("--count", type=click.IntRange(1, 10), default=5, show_default=True)
+@click.option("--language", default="en", show_default=True)
+@click.option("--fit", type=click.Choice(["cover", "contain"]), default="cover", show_default=True)
+@click.option(
+    "--transition",
+    type=click.Choice(["fade", "slide", "wipe", "none"]),
+    default="fade",
+    show_default=True,
+)
+@click.option("--trim", type=click.Choice(["start", "middle"]), default="start", show_default=True)
+@click.option(
+    "--music", default="bundled", show_default=True, help="'bundled', a music file, or 'none'."
+)
+@click.option("--publish-at", help="ISO 8601 time, e.g. 2026-12-01T18:00:00+09:00.")
+@click.option("--review", is_flag=True, help="Require approval before publishing.")
+@click.option("--json", "as_json", is_flag=True)
+def add(
+    title: str,
+    fmt: str,
+    keywords: tuple[str, ...],
+    library: str | None,
+    count: int,
+    language: str,
+    fit: str,
+    transition: str,
+    trim: str,
+    music: str,
+    publish_at: str | None,
+    review: bool,
+    as_json: bool,
+) -> None:
+    """Register a project; prints its key."""
+    from shorts_pipeline.resources.catalog import ProjectExistsError
+
+    if fmt != ProjectFormat.ranking.value:
+        raise CommandError(
+            f"the {fmt} format is not available in this version yet; use --format ranking"
+        )
+    if library and not Path(library).is_dir():
+        raise CommandError(f"library folder {library} does not exist")
+    when = _parse_time(publish_at) if publish_at else None
+    words = [w.strip() for k in keywords for w in k.split(",") if w.strip()]
+    settings = ProjectSettings(
+        count=count,
+        language=language,
+        fit=fit,
+        transition=transition,
+        trim=trim,
+        music=None if music == "none" else music,
+        library=str(Path(library).resolve()) if library else None,
+    )
+    try:
+        spec = _catalog().add_project(
+            title, fmt, keywords=words, settings=settings, publish_at=when, review=review
+        )
+    except ProjectExistsError as err:
+        raise CommandError(str(err)) from err
+    except ValueError as err:
+        raise CommandError(str(err)) from err
+    _instance().add_dynamic_partitions("project", [spec.key])
+    if as_json:
+        out.print_json(spec.model_dump_json())
+    else:
+        out.print(spec.key)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True)
+def run(key: str, as_json: bool) -> None:
+    """Materialise the whole graph for one project, with a progress bar."""
+    _project(key)
+    result = _run_project(key)
+    if as_json:
+        out.print_json(json.dumps(result))
+    elif result["success"]:
+        out.print(result["video_path"])
+    if not result["success"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def status(key: str | None, as_json: bool) -> None:
+    """A table of projects and the state of each stage (or one project in detail)."""
+    catalog = _catalog()
+    projects = [_project(key)] if key else catalog.list_projects()
+    instance = _instance()
+    rows = [(p, _stage_states(instance, p.key)) for p in projects]
+    if as_json:
+        payload = [
+            {
+                "key": p.key,
+                "title": p.title,
+                "format": p.format.value,
+                "status": p.status.value,
+                "stages": states,
+                "error": catalog.last_error(p.key),
+            }
+            for p, states in rows
+        ]
+        out.print_json(json.dumps(payload, default=str))
+        return
+    table = Table(title=f"projects in {shorts_home()}")
+    for col in ["key", "title", "format", "status", *STAGES]:
+        table.add_column(col, overflow="fold")
+    for p, states in rows:
+        table.add_row(
+            p.key, p.title[:40], p.format.value, p.status.value, *(_mark(states[s]) for s in STAGES)
+        )
+    out.print(table)
+    if key:
+        error = catalog.last_error(key)
+        if error:
+            out.print(f"[red]last error:[/] {error}")
+        _print_candidates(key)
+
+
+@main.command()
+@click.argument("key")
+@click.argument("clip_ids", nargs=-1)
+@click.option("--auto", is_flag=True, help="Return to automatic ranking.")
+def select(key: str, clip_ids: tuple[str, ...], auto: bool) -> None:
+    """Fix the clips and their ranking: the first id is #1. `--auto` undoes it."""
+    spec = _project(key)
+    if auto:
+        _catalog().set_selection(spec.key, None)
+        out.print(f"{key}: automatic ranking")
+        return
+    if not clip_ids:
+        raise CommandError("give the clip ids in ranking order (#1 first), or --auto")
+    if len(set(clip_ids)) != len(clip_ids):
+        raise CommandError("a clip id is given twice")
+    known = _candidate_ids(key)
+    if known is not None:
+        unknown = [c for c in clip_ids if c not in known]
+        if unknown:
+            raise CommandError(
+                f"not among {key}'s search results: {', '.join(unknown)} "
+                f"(`shorts status {key}` lists them)"
+            )
+    _catalog().set_selection(spec.key, list(clip_ids))
+    out.print(f"{key}: {len(clip_ids)} clips fixed; `shorts run {key}` renders them")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Check ffmpeg, fonts, speech, storage and the catalog; say how to fix each problem."""
+    from shorts_pipeline.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        out.print_json(json.dumps([c.__dict__ for c in checks]))
+    else:
+        for c in checks:
+            mark = (
+                "[green]ok[/]"
+                if c.ok
+                else ("[yellow]warn[/]" if not c.required else "[red]FAIL[/]")
+            )
+            out.print(f"{mark:>18}  {c.name}: {c.detail}")
+            if not c.ok and c.fix:
+                out.print(f"        fix: {c.fix}")
+    if any(c.required and not c.ok for c in checks):
+        sys.exit(1)
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def _prepare_dagster_home() -> None:
+    """Point Dagster at SHORTS_HOME/dagster (unless DAGSTER_HOME is set) with our settings."""
+    home = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(
+            "telemetry:\n  enabled: false\n"
+            "concurrency:\n"
+            "  runs:\n    max_concurrent_runs: 2\n"
+            "  pools:\n    default_limit: 2\n"
+        )
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def _catalog():
+    from shorts_pipeline.resources.catalog import CatalogResource
+
+    return CatalogResource()
+
+
+def _project(key: str) -> ProjectSpec:
+    from shorts_pipeline.keys import UnsafeKeyError
+    from shorts_pipeline.resources.catalog import ProjectNotFoundError
+
+    try:
+        return _catalog().get_project(key)
+    except (ProjectNotFoundError, UnsafeKeyError) as err:
+        raise CommandError(str(err)) from err
+
+
+def _existing_or_new(catalog: Any, title: str, keywords: list[str]) -> ProjectSpec:
+    from shorts_pipeline.keys import project_key
+    from shorts_pipeline.resources.catalog import ProjectNotFoundError
+
+    key = project_key(title, "ranking")
+    try:
+        spec = catalog.get_project(key)
+    except ProjectNotFoundError:
+        spec = catalog.add_project(title, "ranking", keywords=keywords)
+    _instance().add_dynamic_partitions("project", [spec.key])
+    return spec
+
+
+def _run_project(key: str) -> dict[str, Any]:
+    """Run the production job for one partition in this process, showing its progress."""
+    import dagster as dg
+
+    from shorts_pipeline.definitions import defs
+    from shorts_pipeline.models import ProjectStatus
+
+    instance = _instance()
+    instance.add_dynamic_partitions("project", [key])
+    job = defs.resolve_job_def("produce_project")
+    run_id = str(uuid.uuid4())
+    catalog = _catalog()
+    catalog.set_status(key, ProjectStatus.running)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = job.execute_in_process(
+                partition_key=key,
+                instance=instance,
+                run_id=run_id,
+                raise_on_error=False,
+                tags={"shorts/source": "cli"},
+                # The bar shows progress; Dagster's console lines would bury it. Every event
+                # is still in the run's event log, which the UI shows.
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+        except BaseException as err:  # surfaced below, never swallowed
+            outcome["error"] = err
+
+    started = time.monotonic()
+    worker = threading.Thread(target=work, name=f"run-{key}", daemon=True)
+    with _bar(key) as (progress, task):
+        worker.start()
+        _follow_run(instance, run_id, worker, progress, task)
+    if "error" in outcome:
+        raise outcome["error"]
+    result: dg.ExecuteInProcessResult = outcome["result"]
+    elapsed = time.monotonic() - started
+    payload: dict[str, Any] = {
+        "key": key,
+        "run_id": run_id,
+        "success": result.success,
+        "seconds": round(elapsed, 1),
+    }
+    if result.success:
+        record = result.output_for_node("video")
+        upload = result.output_for_node("upload")
+        from shorts_pipeline.resources.media_store import MediaStoreResource
+
+        store = MediaStoreResource()
+        payload.update(
+            video_path=str(store.local_path(record.media_key)) if store.is_local else upload.url,
+            url=upload.url,
+            duration=record.duration,
+            loudness_lufs=record.loudness_lufs,
+            render_seconds=record.render_seconds,
+        )
+        console.print(
+            f"[green]done[/] {key}: {record.duration:.1f} s video, rendered in "
+            f"{record.render_seconds:.1f} s, whole run {elapsed:.1f} s"
+        )
+    else:
+        message = _failure_message(result)
+        payload["error"] = message
+        catalog.set_status(key, ProjectStatus.failed, message)
+        console.print(f"[red]failed[/] {key}: {message}")
+    return payload
+
+
+def _follow_run(
+    instance: Any, run_id: str, worker: threading.Thread, progress: Progress, task: Any
+) -> None:
+    """Drive the bar from the run's event log: steps done, and ffmpeg's progress inside."""
+    from dagster import DagsterEventType
+
+    cursor = None
+    done_steps = 0
+    render_fraction = 0.0
+    weights = {"search_results": 5, "selections": 10, "slides": 5, "video": 75, "upload": 5}
+    finished: set[str] = set()
+    current = ""
+    while True:
+        alive = worker.is_alive()
+        try:
+            conn = instance.get_records_for_run(run_id, cursor=cursor)
+        except Exception:  # the run may not be stored yet
+            conn = None
+        if conn is not None:
+            cursor = conn.cursor
+            for record in conn.records:
+                entry = record.event_log_entry
+                event = entry.dagster_event
+                if event is None:
+                    message = entry.user_message or ""
+                    if message.startswith("render progress"):
+                        with contextlib.suppress(ValueError):
+                            render_fraction = float(message.split()[-1].rstrip("%")) / 100
+                    continue
+                step = event.step_key or ""
+                if event.event_type == DagsterEventType.STEP_START:
+                    current = step
+                elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                    finished.add(step)
+                    done_steps += 1
+        total = float(sum(weights.get(s, 0) for s in finished))
+        if current == "video" and "video" not in finished:
+            total += weights["video"] * render_fraction
+        progress.update(task, completed=total, description=f"{current or 'starting'}")
+        if not alive:
+            break
+        time.sleep(0.3)
+    progress.update(task, completed=100 if done_steps == len(weights) else total)
+
+
+def _failure_message(result: Any) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            err = data.error
+            user = getattr(data, "user_failure_data", None)
+            if user is not None and user.description:
+                return f"{event.step_key}: {user.description}"
+            if err is not None:
+                cause = err.cause or err
+                return f"{event.step_key}: {cause.message.strip().splitlines()[-1]}"
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:
+                return f"check {data.check_name} failed"
+    return "the run failed; open the Dagster UI for details"
+
+
+def _stage_states(instance: Any, key: str) -> dict[str, str | None]:
+    import dagster as dg
+
+    states: dict[str, str | None] = {}
+    for stage in STAGES:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(stage), asset_partitions=[key]), limit=1
+        ).records
+        states[stage] = (
+            datetime.fromtimestamp(records[0].timestamp, UTC).isoformat(timespec="seconds")
+            if records
+            else None
+        )
+    return states
+
+
+def _mark(value: str | None) -> str:
+    return "[green]✓[/]" if value else "[dim]–[/]"
+
+
+def _candidate_ids(key: str) -> set[str] | None:
+    frame = _load_search_results(key)
+    return None if frame is None else set(frame["id"])
+
+
+def _load_search_results(key: str) -> Any:
+    import dagster as dg
+
+    from shorts_pipeline.definitions import defs
+
+    try:
+        return defs.load_asset_value(
+            dg.AssetKey("search_results"), partition_key=key, instance=_instance()
+        )
+    except Exception:  # not materialised yet
+        return None
+
+
+def _print_candidates(key: str) -> None:
+    frame = _load_search_results(key)
+    if frame is None:
+        out.print("no search results yet: `shorts run KEY` searches first")
+        return
+    table = Table(title="candidates (ids for `shorts select`)")
+    for col in ["id", "title", "duration", "views", "likes"]:
+        table.add_column(col)
+    for row in frame.itertuples():
+        table.add_row(
+            str(row.id), str(row.title)[:50], f"{row.duration:.1f}", str(row.views), str(row.likes)
+        )
+    out.print(table)
+
+
+def _bar(label: str):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def cm():
+        progress = Progress(
+            TextColumn(f"[bold]{label}[/]"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal and not os.environ.get("SHORTS_PROGRESS"),
+        )
+        with progress:
+            task = progress.add_task("", total=100)
+            yield progress, task
+
+    return cm()
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise CommandError(
+            f"--publish-at {text!r} is not an ISO 8601 time (e.g. 2026-12-01T18:00:00+09:00)"
+        ) from err
+    return value if value.tzinfo else value.astimezone()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""`shorts doctor`: is this machine ready to make videos? Each failed check says how to fix it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+from shorts_pipeline.home import library_dir, shorts_home
+
+REQUIRED_FILTERS = ["xfade", "loudnorm", "ebur128", "overlay", "boxblur", "acrossfade", "amix"]
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _install_hint(debian: str, brew: str) -> str:
+    if platform.system() == "Darwin":
+        return f"brew install {brew}"
+    return f"sudo apt-get install -y {debian}   (or run `make demo`, which installs it)"
+
+
+def run_checks() -> list[Check]:
+    return [
+        _ffmpeg(),
+        _ffprobe(),
+        _fonts(),
+        _espeak(),
+        _home(),
+        _catalog(),
+        _media_store(),
+        _library(),
+    ]
+
+
+def _ffmpeg() -> Check:
+    path = shutil.which("ffmpeg")
+    if not path:
+        return Check("ffmpeg", False, "not found on PATH", _install_hint("ffmpeg", "ffmpeg"))
+    version = subprocess.run([path, "-version"], capture_output=True, text=True, check=False)
+    first = version.stdout.splitlines()[0] if version.stdout else "unknown version"
+    encoders = subprocess.run(
+        [path, "-hide_banner", "-encoders"], capture_output=True, text=True, check=False
+    ).stdout
+    filters = subprocess.run(
+        [path, "-hide_banner", "-filters"], capture_output=True, text=True, check=False
+    ).stdout
+    missing = [f for f in REQUIRED_FILTERS if not re.search(rf"\s{f}\s", filters)]
+    if "libx264" not in encoders:
+        missing.append("libx264 encoder")
+    if missing:
+        return Check(
+            "ffmpeg",
+            False,
+            f"{first}; missing {', '.join(missing)}",
+            "install a full ffmpeg build: " + _install_hint("ffmpeg", "ffmpeg"),
+        )
+    return Check("ffmpeg", True, first)
+
+
+def _ffprobe() -> Check:
+    path = shutil.which("ffprobe")
+    if not path:
+        return Check("ffprobe", False, "not found on PATH", _install_hint("ffmpeg", "ffmpeg"))
+    return Check("ffprobe", True, path)
+
+
+def _fonts() -> Check:
+    from shorts_pipeline.render import text
+
+    try:
+        found = text.find_fonts()
+    except Exception as err:  # FontMissingError carries its own advice
+        return Check(
+            "fonts",
+            False,
+            str(err),
+            _install_hint(
+                "fonts-nanum fonts-dejavu-core fonts-noto-color-emoji",
+                "--cask font-nanum-gothic font-noto-color-emoji",
+            ),
+        )
+    names = [os.path.basename(f.path) for f in found.text]
+    if found.emoji is None:
+        return Check(
+            "fonts",
+            False,
+            f"{', '.join(names)}; no colour emoji font",
+            _install_hint("fonts-noto-color-emoji", "--cask font-noto-color-emoji"),
+            required=False,
+        )
+    return Check("fonts", True, ", ".join([*names, os.path.basename(found.emoji.path)]))
+
+
+def _espeak() -> Check:
+    path = shutil.which("espeak-ng")
+    if not path:
+        return Check(
+            "espeak-ng",
+            False,
+            "not found (needed for narration)",
+            _install_hint("espeak-ng", "espeak-ng"),
+            required=False,
+        )
+    return Check("espeak-ng", True, path, required=False)
+
+
+def _home() -> Check:
+    home = shorts_home()
+    try:
+        with tempfile.NamedTemporaryFile(dir=home):
+            pass
+    except OSError as err:
+        return Check(
+            "SHORTS_HOME",
+            False,
+            f"{home} is not writable: {err}",
+            "set SHORTS_HOME to a writable folder",
+        )
+    free = shutil.disk_usage(home).free / 1e9
+    if free < 1:
+        return Check(
+            "SHORTS_HOME",
+            False,
+            f"{home}: only {free:.1f} GB free",
+            "free disk space (renders need ~1 GB of scratch)",
+        )
+    return Check("SHORTS_HOME", True, f"{home} ({free:.0f} GB free)")
+
+
+def _catalog() -> Check:
+    from shorts_pipeline.resources.catalog import CatalogResource
+
+    try:
+        count = len(CatalogResource().list_projects())
+    except Exception as err:
+        return Check(
+            "catalog",
+            False,
+            f"cannot open: {err}",
+            "check SHORTS_CATALOG_URL (any SQLAlchemy URL) or unset it for SQLite",
+        )
+    return Check("catalog", True, f"{count} projects")
+
+
+def _media_store() -> Check:
+    from shorts_pipeline.resources.media_store import MediaStoreResource
+
+    store = MediaStoreResource()
+    try:
+        key = f"doctor/probe-{os.getpid()}.txt"
+        store.put_bytes(b"ok", key)
+        store.delete(key)
+    except Exception as err:
+        return Check(
+            "media store",
+            False,
+            f"cannot write: {type(err).__name__}: {err}",
+            "check SHORTS_MEDIA_URL and its credentials",
+        )
+    return Check("media store", True, store.url_for("x").rsplit("/", 1)[0])
+
+
+def _library() -> Check:
+    path = library_dir()
+    if not path.is_dir():
+        return Check(
+            "clip library",
+            False,
+            f"{path} does not exist",
+            "run `shorts demo` to create the demo library, or use `shorts add --library DIR`",
+            required=False,
+        )
+    count = sum(1 for p in path.iterdir() if p.is_file() and p.suffix.lower() != ".json")
+    return Check("clip library", True, f"{path} ({count} files)", required=False)

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -67,7 +68,7 @@ def demo(as_json: bool) -> None:
     results = []
     for title, keywords in DEMO_PROJECTS:
         spec = _existing_or_new(catalog, title, keywords)
-        console.print(f"[bold]project[/] {spec.key} — {spec.title}")
+        console.print(f"[bold]project[/] {spec.key} — {escape(spec.title)}")
         results.append(_run_project(spec.key))
     failed = [r for r in results if not r["success"]]
     if as_json:
@@ -196,17 +197,20 @@ def status(key: str | None, as_json: bool) -> None:
         out.print_json(json.dumps(payload, default=str))
         return
     table = Table(title=f"projects in {shorts_home()}")
-    for col in ["key", "title", "format", "status", *STAGES]:
-        table.add_column(col, overflow="fold")
+    table.add_column("key", no_wrap=True)
+    table.add_column("title", max_width=28, overflow="ellipsis", no_wrap=True)
+    table.add_column("format")
+    table.add_column("status")
+    for stage in STAGES:
+        table.add_column(STAGE_LABELS[stage], justify="center")
     for p, states in rows:
-        table.add_row(
-            p.key, p.title[:40], p.format.value, p.status.value, *(_mark(states[s]) for s in STAGES)
-        )
+        marks = (_mark(states[s]) for s in STAGES)
+        table.add_row(p.key, escape(p.title), p.format.value, p.status.value, *marks)
     out.print(table)
     if key:
         error = catalog.last_error(key)
         if error:
-            out.print(f"[red]last error:[/] {error}")
+            out.print(f"[red]last error:[/] {escape(error)}")
         _print_candidates(key)
 
 
@@ -378,7 +382,7 @@ def _run_project(key: str) -> dict[str, Any]:
         message = _failure_message(result)
         payload["error"] = message
         catalog.set_status(key, ProjectStatus.failed, message)
-        console.print(f"[red]failed[/] {key}: {message}")
+        console.print(f"[red]failed[/] {key}: {escape(message)}")
     return payload
 
 
@@ -494,7 +498,11 @@ def _print_candidates(key: str) -> None:
         table.add_column(col)
     for row in frame.itertuples():
         table.add_row(
-            str(row.id), str(row.title)[:50], f"{row.duration:.1f}", str(row.views), str(row.likes)
+            escape(str(row.id)),
+            escape(str(row.title)[:50]),
+            f"{row.duration:.1f}",
+            str(row.views),
+            str(row.likes),
         )
     out.print(table)
 

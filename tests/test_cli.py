@@ -1,0 +1,120 @@
+"""The `shorts` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shorts_pipeline.cli import main
+from shorts_pipeline.render.inspect import inspect_video
+
+SHORTS = [sys.executable, "-m", "shorts_pipeline.cli"]
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_add_prints_a_safe_key_and_registers_the_partition(shorts_home):
+    code, out = invoke(
+        "add", "축구 묘기 🔥 ../../etc", "--keywords", "football,skills", "--count", "3"
+    )
+    assert code == 0
+    key = out.strip()
+    assert re.fullmatch(r"etc-[0-9a-f]{8}", key)  # the ASCII left of the title, and a hash
+    code, out = invoke("status", "--json")
+    [row] = json.loads(out)
+    assert row["key"] == key and row["title"] == "축구 묘기 🔥 ../../etc"
+    assert row["stages"] == dict.fromkeys(
+        ["search_results", "selections", "slides", "video", "upload"]
+    )
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(shorts_home / "dagster")
+    assert key in dg.DagsterInstance.get().get_dynamic_partitions("project")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "x", "--publish-at", "next tuesday"], "not an ISO 8601 time"),
+        (["add", "x", "--format", "extend"], "not available in this version"),
+        (["add", "x", "--library", "/no/such/dir"], "does not exist"),
+        (["run", "no-such-project-12345678"], "no project"),
+        (["run", "../../etc"], "is not a project key"),
+        (["select", "no-such-project-12345678", "a"], "no project"),
+    ],
+)
+def test_wrong_commands_exit_2_with_a_reason(args, message):
+    code, out = invoke(*args)
+    assert code == 2
+    assert message in out
+
+
+def test_adding_the_same_title_twice_names_the_existing_key():
+    _, out = invoke("add", "Twice")
+    code, again = invoke("add", "Twice")
+    assert code == 2 and out.strip() in again
+
+
+def test_select_checks_ids_against_search_results(clip_library):
+    _, out = invoke("add", "Pick", "--keywords", "football", "--library", str(clip_library))
+    key = out.strip()
+    # Before a search there is nothing to check against: the ids are kept as given.
+    assert invoke("select", key, "square", "rotated")[0] == 0
+    code, out = invoke("select", key, "square", "square")
+    assert code == 2 and "twice" in out
+    assert invoke("select", key, "--auto")[0] == 0
+
+
+def test_doctor_reports_each_check_and_fails_without_ffmpeg(shorts_home, tmp_path):
+    code, out = invoke("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(out)}
+    assert code == 0, out
+    assert checks["ffmpeg"]["ok"] and "ffmpeg version" in checks["ffmpeg"]["detail"]
+    assert checks["fonts"]["ok"] and "NotoColorEmoji" in checks["fonts"]["detail"]
+    assert checks["media store"]["ok"] and checks["catalog"]["ok"]
+
+    # A PATH without ffmpeg: the check fails and says how to install it.
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "SHORTS_HOME": str(shorts_home)}
+    proc = subprocess.run([*SHORTS, "doctor"], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 1
+    assert "ffmpeg: not found on PATH" in proc.stdout and "apt-get install" in proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_makes_a_real_video_offline(shorts_home):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SHORTS_"))}
+    env["SHORTS_HOME"] = str(shorts_home)
+    proc = subprocess.run(
+        [*SHORTS, "demo", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [result] = json.loads(proc.stdout)
+    assert result["success"]
+    video = Path(result["video_path"])
+    assert video.is_file() and video.is_relative_to(shorts_home)
+    facts = inspect_video(video)
+    assert (facts.width, facts.height, facts.fps) == (1080, 1920, 30)
+    assert 15 < facts.duration <= 60
+    assert facts.loudness.integrated_lufs == pytest.approx(-14, abs=1)
+    assert (shorts_home / "library" / "catalog.json").is_file()
+
+    # The run is in the Dagster instance the UI reads, every stage materialised.
+    code, out = invoke("status", "--json")
+    assert code == 0
+    [row] = json.loads(out)
+    assert row["status"] == "uploaded" and all(row["stages"].values())

@@ -1,8 +1,16 @@
 import json
+import re
 import shutil
 
 import pytest
 
+from shorts_pipeline.render.synth import (
+    ClipRecipe,
+    make_audio_only,
+    make_clip,
+    make_png_as_mp4,
+    make_truncated_mp4,
+)
 from shorts_pipeline.resources.clip_sources import (
     ClipSourceError,
     LocalLibrarySource,
@@ -46,10 +54,22 @@ def test_csv_catalog_and_files_without_entries(clip_library, tmp_path):
 def test_unusable_files_are_skipped_with_reasons(library_copy):
     (library_copy / "empty football.mp4").write_bytes(b"")
     (library_copy / "notes football.mp4").write_text("this is text, not a video")
+    make_audio_only(library_copy / "football commentary.mp4", seconds=2)
+    make_png_as_mp4(library_copy / "football poster.mp4")
+    make_truncated_mp4(library_copy / "rabona.mp4", library_copy / "football half.mp4")
+    make_clip(library_copy / "football blink.mp4", ClipRecipe(width=320, height=240, seconds=0.8))
     outcome = LocalLibrarySource(directory=str(library_copy)).search(["football"])
     reasons = dict(outcome.skipped)
     assert "empty" in reasons["empty football.mp4"]
     assert "not a readable media file" in reasons["notes football.mp4"]
+    assert "audio-only" in reasons["football commentary.mp4"]
+    assert "image" in reasons["football poster.mp4"]
+    assert (
+        "truncated" in reasons["football half.mp4"] or "incomplete" in reasons["football half.mp4"]
+    )
+    assert re.search(
+        r"too short \(0\.8\d s\); clips need at least 1\.0 s", reasons["football blink.mp4"]
+    )
     assert len(outcome.candidates) == 4
 
 

@@ -93,7 +93,14 @@ def video(
             x, y, w, h = slides.badge_boxes[clip.rank]
             badge = Overlay(str(media_store.local_path(slides.badges[clip.rank])), x, y, w, h)
             clips.append(
-                RankedClip(clip.rank, probe_clip(local), clip.trim_start, clip.trim_seconds, badge)
+                RankedClip(
+                    # selections decoded each clip's end already; a header read is enough here
+                    clip.rank,
+                    probe_clip(local, check_tail=False),
+                    clip.trim_start,
+                    clip.trim_seconds,
+                    badge,
+                )
             )
         timeline = ranking_timeline(
             clips,

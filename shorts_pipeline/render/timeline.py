@@ -494,8 +494,9 @@ _AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:cha
 
 
 def _clip_input(seg: ClipSegment) -> list[str]:
-    # Seek at the input: only the kept seconds (plus a margin for padding) are decoded.
-    return ["-ss", f"{seg.start:.3f}", "-t", f"{seg.duration + 0.5:.3f}", "-i", seg.info.path]
+    # Seek at the input: only the kept seconds are decoded. The small margin lets the fps
+    # filter see the frame after the last one it keeps; tpad covers a clip that ends early.
+    return ["-ss", f"{seg.start:.3f}", "-t", f"{seg.duration + 0.1:.3f}", "-i", seg.info.path]
 
 
 def _is_bt601(info: MediaInfo) -> bool:

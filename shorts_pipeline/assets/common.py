@@ -12,12 +12,20 @@ from PIL import Image
 
 from shorts_pipeline.models import ProjectFormat, ProjectSpec
 from shorts_pipeline.resources.catalog import CatalogResource
+from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 
 OWNERS = ["team:shorts"]
 
 
 def project_of(context: dg.AssetExecutionContext, catalog: CatalogResource) -> ProjectSpec:
     return catalog.get_project(context.partition_key)
+
+
+def clip_source_for(project: ProjectSpec, library: LocalLibrarySource) -> LocalLibrarySource:
+    """The project's own library folder when it names one, else the configured library."""
+    if project.settings.library:
+        return LocalLibrarySource(directory=project.settings.library)
+    return library
 
 
 def project_media_key(project: ProjectSpec, *parts: str) -> str:

@@ -3,7 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from shorts_pipeline.assets.common import OWNERS, markdown_table, project_of, require_format
+from shorts_pipeline.assets.common import (
+    OWNERS,
+    clip_source_for,
+    markdown_table,
+    project_of,
+    require_format,
+)
 from shorts_pipeline.models import ClipCandidate, ProjectFormat
 from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.resources.catalog import CatalogResource
@@ -29,11 +35,7 @@ def search_results(
     their clip source by keyword; files the source cannot use are listed with the reason."""
     project = project_of(context, catalog)
     require_format(project, ProjectFormat.ranking)
-    source = (
-        LocalLibrarySource(directory=project.settings.library)
-        if project.settings.library
-        else library
-    )
+    source = clip_source_for(project, library)
     try:
         outcome = source.search(project.search_terms, limit=SEARCH_LIMIT)
     except ClipSourceError as err:

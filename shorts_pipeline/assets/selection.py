@@ -8,7 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from shorts_pipeline.assets.common import OWNERS, markdown_table, project_of, require_format
+from shorts_pipeline.assets.common import (
+    OWNERS,
+    clip_source_for,
+    markdown_table,
+    project_of,
+    require_format,
+)
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
     ClipCandidate,
@@ -88,7 +94,7 @@ def selections(
                 queue.append(s.candidate)
         wanted = settings.count
 
-    source = LocalLibrarySource(directory=settings.library) if settings.library else library
+    source = clip_source_for(project, library)
     chosen: list[tuple[ClipCandidate, str, MediaInfo]] = []
     for candidate in queue:
         if len(chosen) >= wanted:

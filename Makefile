@@ -16,8 +16,8 @@ test: bootstrap
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
-	$(UV) run pytest -q
 	$(UV) run --group bench python bench/ranking_render.py --smoke
+	$(UV) run pytest -q
 
 lint: bootstrap
 	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy

@@ -318,7 +318,6 @@ def _existing_or_new(catalog: Any, title: str, keywords: list[str]) -> ProjectSp
 
 def _run_project(key: str) -> dict[str, Any]:
     """Run the production job for one partition in this process, showing its progress."""
-    import dagster as dg
 
     from shorts_pipeline.definitions import defs
     from shorts_pipeline.models import ProjectStatus
@@ -329,11 +328,17 @@ def _run_project(key: str) -> dict[str, Any]:
     run_id = str(uuid.uuid4())
     catalog = _catalog()
     catalog.set_status(key, ProjectStatus.running)
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
+    started = time.monotonic()
+    done = threading.Event()
+    # Dagster runs on the main thread, where it turns Ctrl-C into a clean interruption of
+    # the step (ffmpeg is killed, temp files removed); the bar follows the event log beside it.
+    with _bar(key) as (progress, task):
+        follower = threading.Thread(
+            target=_follow_run, args=(instance, run_id, done, progress, task), daemon=True
+        )
+        follower.start()
         try:
-            outcome["result"] = job.execute_in_process(
+            result = job.execute_in_process(
                 partition_key=key,
                 instance=instance,
                 run_id=run_id,
@@ -343,17 +348,13 @@ def _run_project(key: str) -> dict[str, Any]:
                 # is still in the run's event log, which the UI shows.
                 run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             )
-        except BaseException as err:  # surfaced below, never swallowed
-            outcome["error"] = err
-
-    started = time.monotonic()
-    worker = threading.Thread(target=work, name=f"run-{key}", daemon=True)
-    with _bar(key) as (progress, task):
-        worker.start()
-        _follow_run(instance, run_id, worker, progress, task)
-    if "error" in outcome:
-        raise outcome["error"]
-    result: dg.ExecuteInProcessResult = outcome["result"]
+        except KeyboardInterrupt:
+            catalog.set_status(key, ProjectStatus.failed, "interrupted by the user")
+            console.print(f"[red]interrupted[/] {key}: nothing half-written was kept")
+            sys.exit(130)
+        finally:
+            done.set()
+            follower.join(timeout=5)
     elapsed = time.monotonic() - started
     payload: dict[str, Any] = {
         "key": key,
@@ -387,7 +388,7 @@ def _run_project(key: str) -> dict[str, Any]:
 
 
 def _follow_run(
-    instance: Any, run_id: str, worker: threading.Thread, progress: Progress, task: Any
+    instance: Any, run_id: str, done: threading.Event, progress: Progress, task: Any
 ) -> None:
     """Drive the bar from the run's event log: steps done, and ffmpeg's progress inside."""
     from dagster import DagsterEventType
@@ -399,7 +400,7 @@ def _follow_run(
     finished: set[str] = set()
     current = ""
     while True:
-        alive = worker.is_alive()
+        alive = not done.is_set()
         try:
             conn = instance.get_records_for_run(run_id, cursor=cursor)
         except Exception:  # the run may not be stored yet
@@ -439,6 +440,8 @@ def _failure_message(result: Any) -> str:
             user = getattr(data, "user_failure_data", None)
             if user is not None and user.description:
                 return f"{event.step_key}: {user.description}"
+            if err is not None and err.cls_name == "DagsterExecutionInterruptedError":
+                return f"{event.step_key}: interrupted by the user; nothing half-written was kept"
             if err is not None:
                 cause = err.cause or err
                 return f"{event.step_key}: {cause.message.strip().splitlines()[-1]}"

@@ -118,3 +118,40 @@ def test_demo_makes_a_real_video_offline(shorts_home):
     assert code == 0
     [row] = json.loads(out)
     assert row["status"] == "uploaded" and all(row["stages"].values())
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_render_keeps_nothing_half_written(shorts_home, clip_library):
+    import signal
+    import time
+
+    from shorts_pipeline.models import ProjectSettings
+    from shorts_pipeline.resources.catalog import CatalogResource
+
+    settings = ProjectSettings(
+        count=4, clip_min_seconds=3, clip_max_seconds=3.5, library=str(clip_library)
+    )
+    spec = CatalogResource().add_project("Interrupted", keywords=["football"], settings=settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SHORTS_"))}
+    env["SHORTS_HOME"] = str(shorts_home)
+    proc = subprocess.Popen(
+        [*SHORTS, "run", spec.key],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(shorts_home.rglob("*.partial.mp4")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the render never started"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "interrupted" in err
+    assert not [p for p in shorts_home.rglob("*") if "partial" in p.name or p.name.endswith(".wav")]
+    assert not (shorts_home / "media" / "projects" / spec.key / "video.mp4").exists()
+    project = CatalogResource().get_project(spec.key)
+    assert project.status.value == "failed"
+    assert "interrupted" in (CatalogResource().last_error(spec.key) or "")

@@ -156,19 +156,16 @@ def _catalog() -> Check:
 def _media_store() -> Check:
     from shorts_pipeline.resources.media_store import MediaStoreResource
 
-    store = MediaStoreResource()
     try:
-        key = f"doctor/probe-{os.getpid()}.txt"
-        store.put_bytes(b"ok", key)
-        store.delete(key)
-    except Exception as err:
+        where = MediaStoreResource().check()
+    except Exception as err:  # MediaStoreError names the place and the cause
         return Check(
             "media store",
             False,
-            f"cannot write: {type(err).__name__}: {err}",
-            "check SHORTS_MEDIA_URL and its credentials",
+            str(err),
+            "check SHORTS_MEDIA_URL, S3_ENDPOINT_URL and the AWS_* credentials",
         )
-    return Check("media store", True, store.url_for("x").rsplit("/", 1)[0])
+    return Check("media store", True, f"{where} (write, read back, delete)")
 
 
 def _library() -> Check:

@@ -26,27 +26,73 @@ from pydantic import Field, PrivateAttr
 from shorts_pipeline.home import cache_dir, media_url
 from shorts_pipeline.keys import validate_media_key
 
+S3_PART_BYTES = 16 * 2**20
+
+
+class MediaStoreError(Exception):
+    """The media store could not be reached, or refused an operation."""
+
+
+def _explain(err: Exception) -> str:
+    text = f"{type(err).__name__}: {err}"
+    name = type(err).__name__
+    if name in {"NoCredentialsError", "PartialCredentialsError"}:
+        return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile)"
+    if "NoSuchBucket" in text or (isinstance(err, FileNotFoundError) and "bucket" in text.lower()):
+        return "the bucket does not exist: create it, or fix the bucket name in SHORTS_MEDIA_URL"
+    if any(code in text for code in ("InvalidAccessKeyId", "SignatureDoesNotMatch")):
+        return "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if isinstance(err, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return "access denied: the credentials lack permission for this bucket or prefix"
+    if isinstance(err, FileNotFoundError):
+        return "no such object"
+    if any(word in name for word in ("Connect", "Endpoint", "Timeout")):
+        return "the storage endpoint cannot be reached: check S3_ENDPOINT_URL and the network"
+    return text.splitlines()[0][:300]
+
 
 class MediaStoreResource(dg.ConfigurableResource):
     """Files of every stage, on a local folder (default: SHORTS_HOME/media) or any fsspec URL.
 
-    `url` may be a path or `s3://bucket/prefix`; `storage_options` go to fsspec (for S3:
-    endpoint_url, key, secret — prefer the standard AWS_* environment variables).
-    `public_base_url`, when set, is how the outside world reaches the files.
+    `url` may be a path or `s3://bucket/prefix` (also SHORTS_MEDIA_URL). For S3 the
+    credentials come from the standard AWS_* environment variables (or any other botocore
+    source), the endpoint from `endpoint_url` or S3_ENDPOINT_URL (MinIO, other S3-compatible
+    stores), the region from `region` or AWS_REGION. Other fsspec options go in
+    `storage_options`. `public_base_url`, when set, is how the outside world reaches the files;
+    otherwise S3 files get presigned URLs valid for `url_expiry_seconds`.
     """
 
     url: str | None = Field(default=None, description="Root path or fsspec URL.")
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint (MinIO etc.).")
+    region: str | None = Field(default=None, description="S3 region.")
     storage_options: dict[str, Any] = Field(default_factory=dict)
     public_base_url: str | None = Field(default=None)
+    url_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
 
     _fs: Any = PrivateAttr(default=None)
     _root: str = PrivateAttr(default="")
+    _where: str = PrivateAttr(default="")
 
     def _ensure(self) -> None:
         if self._fs is not None:
             return
         root = self.url or media_url()
-        fs, path = fsspec.core.url_to_fs(root, **self.storage_options)
+        options = dict(self.storage_options)
+        if root.startswith(("s3://", "s3a://")):
+            client = dict(options.pop("client_kwargs", {}))
+            endpoint = self.endpoint_url or os.environ.get("S3_ENDPOINT_URL")
+            region = (
+                self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            )
+            if endpoint:
+                client.setdefault("endpoint_url", endpoint)
+            if region:
+                client.setdefault("region_name", region)
+            options["client_kwargs"] = client
+            self._where = f"{root} (endpoint {endpoint or 'AWS default'})"
+        else:
+            self._where = root
+        fs, path = fsspec.core.url_to_fs(root, **options)
         self._fs, self._root = fs, path.rstrip("/")
         if self.is_local:
             Path(self._root).mkdir(parents=True, exist_ok=True)
@@ -58,7 +104,8 @@ class MediaStoreResource(dg.ConfigurableResource):
 
     @property
     def is_local(self) -> bool:
-        protocol = self._fs.protocol if self._fs is not None else "file"
+        self._ensure()
+        protocol = self._fs.protocol
         protocols = protocol if isinstance(protocol, tuple | list) else (protocol,)
         return "file" in protocols or "local" in protocols
 
@@ -67,10 +114,12 @@ class MediaStoreResource(dg.ConfigurableResource):
         return f"{self._root}/{validate_media_key(key)}"
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.full_path(key)))
+        with self._errors("checking", key):
+            return bool(self.fs.exists(self.full_path(key)))
 
     def size(self, key: str) -> int:
-        return int(self.fs.size(self.full_path(key)))
+        with self._errors("reading the size of", key):
+            return int(self.fs.size(self.full_path(key)))
 
     def put(self, local_path: str | Path, key: str) -> str:
         """Copy a local file into the store under `key`, atomically; return the key."""
@@ -85,7 +134,11 @@ class MediaStoreResource(dg.ConfigurableResource):
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         else:
-            self.fs.put_file(str(local_path), dest)
+            # s3fs reads a file of up to two parts in one PUT and streams anything larger as
+            # a multipart upload, part by part; the object appears only once it completes.
+            options = {"chunksize": S3_PART_BYTES} if self._where.startswith("s3") else {}
+            with self._errors("uploading", key):
+                self.fs.put_file(str(local_path), dest, **options)
         return key
 
     def put_bytes(self, data: bytes, key: str) -> str:
@@ -119,19 +172,24 @@ class MediaStoreResource(dg.ConfigurableResource):
             if not path.exists():
                 raise FileNotFoundError(f"media key {key} is missing from {self._root}")
             return path
-        info = self.fs.info(full)
+        with self._errors("reading", key):
+            info = self.fs.info(full)
         tag = hashlib.sha256(f"{full}\0{info.get('size')}\0{info.get('ETag', '')}".encode())
         cached = cache_dir() / "store" / tag.hexdigest()[:16] / Path(key).name
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_name(cached.name + ".partial")
-            self.fs.get_file(full, str(tmp))
-            os.replace(tmp, cached)
+            try:
+                with self._errors("downloading", key):
+                    self.fs.get_file(full, str(tmp))
+                os.replace(tmp, cached)
+            finally:
+                tmp.unlink(missing_ok=True)
         return cached
 
     def sha256(self, key: str) -> str:
         digest = hashlib.sha256()
-        with self.fs.open(self.full_path(key), "rb") as f:
+        with self._errors("reading", key), self.fs.open(self.full_path(key), "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
@@ -143,10 +201,41 @@ class MediaStoreResource(dg.ConfigurableResource):
         full = self.full_path(key)
         if self.is_local:
             return Path(full).resolve().as_uri()
+        if hasattr(self.fs, "sign") and self._where.startswith("s3"):
+            with self._errors("signing a URL for", key):
+                return str(self.fs.sign(full, expiration=self.url_expiry_seconds))
         protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
         return f"{protocol}://{full}"
 
     def delete(self, key: str) -> None:
         path = self.full_path(key)
-        if self.fs.exists(path):
-            self.fs.rm(path)
+        with self._errors("deleting", key):
+            if self.fs.exists(path):
+                self.fs.rm(path)
+
+    def check(self) -> str:
+        """Write, read back and delete a small object; raise MediaStoreError saying why not."""
+        key = f"doctor/check-{uuid.uuid4().hex[:8]}.txt"
+        self.put_bytes(b"ok", key)
+        try:
+            with self._errors("reading", key), self.fs.open(self.full_path(key), "rb") as f:
+                if f.read() != b"ok":
+                    raise MediaStoreError(f"{self._where}: a test object read back differently")
+        finally:
+            self.delete(key)
+        return self._where
+
+    @contextmanager
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        """Turn a storage library's exception into one sentence: what, where, what to do.
+        Only the location is named — never credentials."""
+        try:
+            yield
+        except MediaStoreError:
+            raise
+        except Exception as err:
+            if self.is_local and isinstance(err, OSError | ValueError):
+                raise
+            raise MediaStoreError(
+                f"{action} {key} in {self._where} failed: {_explain(err)}"
+            ) from err

@@ -92,6 +92,16 @@ def demo(as_json: bool) -> None:
 )
 @click.option("--keywords", multiple=True, help="Search keywords (repeat or comma-separate).")
 @click.option("--library", type=click.Path(file_okay=False), help="Clip library folder.")
+@click.option(
+    "--search-source",
+    type=click.Choice(["library", "youtube", "tiktok"]),
+    default="library",
+    show_default=True,
+    help="Where to search: the local library, or YouTube through yt-dlp.",
+)
+@click.option(
+    "--url", "urls", multiple=True, help="Video, playlist or channel URL to rank (repeat)."
+)
 @click.option("--count", type=click.IntRange(1, 10), default=5, show_default=True)
 @click.option("--language", default="en", show_default=True)
 @click.option("--fit", type=click.Choice(["cover", "contain"]), default="cover", show_default=True)
@@ -113,6 +123,8 @@ def add(
     fmt: str,
     keywords: tuple[str, ...],
     library: str | None,
+    search_source: str,
+    urls: tuple[str, ...],
     count: int,
     language: str,
     fit: str,
@@ -132,6 +144,13 @@ def add(
         )
     if library and not Path(library).is_dir():
         raise CommandError(f"library folder {library} does not exist")
+    if search_source == "tiktok" and not urls:
+        raise CommandError(
+            "TikTok has no keyword search in yt-dlp: pass TikTok video or profile URLs with --url"
+        )
+    bad = [u for u in urls if not u.startswith(("http://", "https://", "file://"))]
+    if bad:
+        raise CommandError(f"not a URL: {', '.join(bad)} (use http:// or https:// addresses)")
     when = _parse_time(publish_at) if publish_at else None
     words = [w.strip() for k in keywords for w in k.split(",") if w.strip()]
     settings = ProjectSettings(
@@ -142,6 +161,8 @@ def add(
         trim=trim,
         music=None if music == "none" else music,
         library=str(Path(library).resolve()) if library else None,
+        search_source=search_source,
+        urls=list(urls),
     )
     try:
         spec = _catalog().add_project(

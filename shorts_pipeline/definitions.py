@@ -10,6 +10,7 @@ from shorts_pipeline.assets import production_assets
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 from shorts_pipeline.resources.media_store import MediaStoreResource
+from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 production_job = dg.define_asset_job(
     name="produce_project",
@@ -24,6 +25,7 @@ defs = dg.Definitions(
         "catalog": CatalogResource(),
         "media_store": MediaStoreResource(),
         "library": LocalLibrarySource(),
+        "ytdlp": YtDlpSource(),
     },
     # One run per project in-process: the multiprocess executor spends ~10 s per step
     # starting subprocesses here; parallelism comes from concurrent runs instead.

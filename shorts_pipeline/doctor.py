@@ -40,6 +40,7 @@ def run_checks() -> list[Check]:
         _catalog(),
         _media_store(),
         _library(),
+        _network(),
     ]
 
 
@@ -180,3 +181,22 @@ def _library() -> Check:
         )
     count = sum(1 for p in path.iterdir() if p.is_file() and p.suffix.lower() != ".json")
     return Check("clip library", True, f"{path} ({count} files)", required=False)
+
+
+def _network(host: str = "www.youtube.com", port: int = 443, timeout: float = 3.0) -> Check:
+    """Can the yt-dlp source reach the internet? Offline, the local library still works."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as err:
+        return Check(
+            "network source",
+            False,
+            f"{host}:{port} unreachable ({type(err).__name__}: {err})",
+            "offline: use the local library (`shorts add --search-source library`), or set a "
+            "proxy for the yt-dlp source",
+            required=False,
+        )
+    return Check("network source", True, f"{host}:{port} reachable", required=False)

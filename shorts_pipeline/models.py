@@ -56,6 +56,13 @@ class ProjectSettings(BaseModel):
     library: str | None = Field(
         None, description="Clip library folder; default SHORTS_HOME/library"
     )
+    search_source: Literal["library", "youtube", "tiktok"] = Field(
+        "library", description="Where keyword search looks: the local library or YouTube (yt-dlp)."
+    )
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Video, playlist or channel URLs to rank instead of a keyword search (yt-dlp).",
+    )
 
     @field_validator("clip_max_seconds")
     @classmethod

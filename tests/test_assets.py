@@ -16,6 +16,7 @@ from shorts_pipeline.render.synth import make_empty_file, make_text_as_mp4, make
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 from shorts_pipeline.resources.media_store import MediaStoreResource
+from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +30,7 @@ def resources(library: Path) -> dict:
         "catalog": CatalogResource(),
         "media_store": MediaStoreResource(),
         "library": LocalLibrarySource(directory=str(library)),
+        "ytdlp": YtDlpSource(),
     }
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import urllib.request
-import uuid
 from pathlib import Path
 
 import boto3
@@ -19,36 +17,9 @@ from shorts_pipeline.render.inspect import inspect_video
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 from shorts_pipeline.resources.media_store import MediaStoreError, MediaStoreResource
+from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
-SECRET = "s3cr3t-never-printed"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("S3_ENDPOINT_URL", s3_endpoint)
-    name = f"shorts-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-    return name
+SECRET = os.environ.get("SHORTS_TEST_S3_SECRET", "s3cr3t-never-printed")
 
 
 def _objects(endpoint: str, bucket: str) -> dict[str, int]:
@@ -144,6 +115,7 @@ def test_ranking_graph_with_media_on_s3(bucket, s3_endpoint, clip_library, short
             "catalog": CatalogResource(),
             "media_store": MediaStoreResource(url=f"s3://{bucket}/media"),
             "library": LocalLibrarySource(directory=str(clip_library)),
+            "ytdlp": YtDlpSource(),
         },
     )
     assert result.success

@@ -12,7 +12,12 @@ from PIL import Image
 
 from shorts_pipeline.models import ProjectFormat, ProjectSpec
 from shorts_pipeline.resources.catalog import CatalogResource
-from shorts_pipeline.resources.clip_sources import LocalLibrarySource
+from shorts_pipeline.resources.clip_sources import (
+    ClipSourceError,
+    LocalLibrarySource,
+    SearchOutcome,
+)
+from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 OWNERS = ["team:shorts"]
 
@@ -21,11 +26,33 @@ def project_of(context: dg.AssetExecutionContext, catalog: CatalogResource) -> P
     return catalog.get_project(context.partition_key)
 
 
-def clip_source_for(project: ProjectSpec, library: LocalLibrarySource) -> LocalLibrarySource:
-    """The project's own library folder when it names one, else the configured library."""
-    if project.settings.library:
-        return LocalLibrarySource(directory=project.settings.library)
+def clip_source_for(
+    project: ProjectSpec, library: LocalLibrarySource, ytdlp: YtDlpSource
+) -> LocalLibrarySource | YtDlpSource:
+    """Where the project's clips come from: yt-dlp for URLs or a YouTube search, else the
+    project's own library folder, else the configured library."""
+    settings = project.settings
+    if settings.urls or settings.search_source in ("youtube", "tiktok"):
+        return ytdlp
+    if settings.library:
+        return LocalLibrarySource(directory=settings.library)
     return library
+
+
+def search_clips(
+    project: ProjectSpec, source: LocalLibrarySource | YtDlpSource, limit: int
+) -> SearchOutcome:
+    """Run the project's search: its URLs when it has them, else its keywords."""
+    settings = project.settings
+    if isinstance(source, YtDlpSource):
+        if settings.urls:
+            return source.search_urls(settings.urls, limit=limit)
+        if settings.search_source == "tiktok":
+            raise ClipSourceError(
+                "TikTok has no keyword search in yt-dlp: give the project TikTok URLs "
+                "(`shorts add --search-source tiktok --url URL ...`)"
+            )
+    return source.search(project.search_terms, limit=limit)
 
 
 def project_media_key(project: ProjectSpec, *parts: str) -> str:

@@ -9,11 +9,13 @@ from shorts_pipeline.assets.common import (
     markdown_table,
     project_of,
     require_format,
+    search_clips,
 )
 from shorts_pipeline.models import ClipCandidate, ProjectFormat
 from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import ClipSourceError, LocalLibrarySource
+from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 COLUMNS = list(ClipCandidate.model_fields)
 SEARCH_LIMIT = 50
@@ -29,15 +31,18 @@ def search_results(
     context: dg.AssetExecutionContext,
     catalog: CatalogResource,
     library: LocalLibrarySource,
+    ytdlp: YtDlpSource,
 ) -> dg.MaterializeResult[pd.DataFrame]:
-    """Candidate clips for the project's keywords, as a DataFrame (id, source, url, title,
-    duration, width, height, views, likes, published, thumbnail, tags). Ranking projects search
-    their clip source by keyword; files the source cannot use are listed with the reason."""
+    """Candidate clips for the project, as a DataFrame (id, source, url, title, duration,
+    width, height, views, likes, published, thumbnail, tags): a keyword search of the local
+    library or YouTube, or the project's own video, playlist and channel URLs (yt-dlp; metadata
+    only, nothing is downloaded here). Items the source cannot use (live streams, over-long
+    videos, broken files) are listed with the reason."""
     project = project_of(context, catalog)
     require_format(project, ProjectFormat.ranking)
-    source = clip_source_for(project, library)
+    source = clip_source_for(project, library, ytdlp)
     try:
-        outcome = source.search(project.search_terms, limit=SEARCH_LIMIT)
+        outcome = search_clips(project, source, SEARCH_LIMIT)
     except ClipSourceError as err:
         raise dg.Failure(description=str(err), allow_retries=False) from err
     for item, reason in outcome.skipped:

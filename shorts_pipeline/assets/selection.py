@@ -30,6 +30,7 @@ from shorts_pipeline.render.probe import MediaInfo, probe_clip
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import ClipSourceError, LocalLibrarySource
 from shorts_pipeline.resources.media_store import MediaStoreResource
+from shorts_pipeline.resources.ytdlp_source import NetworkUnavailableError, YtDlpSource
 from shorts_pipeline.scoring import clip_seconds_budget, rank_candidates
 
 
@@ -52,6 +53,7 @@ def selections(
     catalog: CatalogResource,
     media_store: MediaStoreResource,
     library: LocalLibrarySource,
+    ytdlp: YtDlpSource,
 ) -> dg.MaterializeResult[Selections]:
     """The chosen clips in ranking order (#1 is the best), each downloaded into the media
     store (cached by content) and probed. Automatic ranking scores views, likes, recency and
@@ -94,13 +96,16 @@ def selections(
                 queue.append(s.candidate)
         wanted = settings.count
 
-    source = clip_source_for(project, library)
+    source = clip_source_for(project, library, ytdlp)
     chosen: list[tuple[ClipCandidate, str, MediaInfo]] = []
     for candidate in queue:
         if len(chosen) >= wanted:
             break
         try:
             media_key, info = _fetch_and_probe(candidate, source, media_store)
+        except NetworkUnavailableError as err:
+            # Every other candidate would fail the same way: stop with the advice.
+            raise dg.Failure(description=str(err)) from err
         except (ClipSourceError, ProbeError, OSError) as err:
             reason = err.reason if isinstance(err, ProbeError) else str(err)
             context.log.warning(f"clip {candidate.id} ({candidate.title}) skipped: {reason}")
@@ -190,7 +195,9 @@ def selections(
 
 
 def _fetch_and_probe(
-    candidate: ClipCandidate, source: LocalLibrarySource, store: MediaStoreResource
+    candidate: ClipCandidate,
+    source: LocalLibrarySource | YtDlpSource,
+    store: MediaStoreResource,
 ) -> tuple[str, MediaInfo]:
     """Fetch into scratch, probe, then keep it in the store under its content hash."""
     scratch = Path(tempfile.mkdtemp(prefix="fetch-", dir=cache_dir()))
@@ -201,6 +208,10 @@ def _fetch_and_probe(
         key = f"clips/{digest[:20]}{local.suffix.lower()}"
         if not store.exists(key):
             store.put(local, key)
+        # Where a downloaded clip came from (URL, uploader, licence) travels with it.
+        sidecar = local.with_name(local.name + ".info.json")
+        if sidecar.is_file() and not store.exists(f"{key}.info.json"):
+            store.put(sidecar, f"{key}.info.json")
         return key, info
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -524,7 +524,7 @@ def _print_candidates(key: str) -> None:
         table.add_row(
             escape(str(row.id)),
             escape(str(row.title)[:50]),
-            f"{row.duration:.1f}",
+            f"{row.duration:.1f}" if row.duration == row.duration and row.duration else "?",
             str(row.views),
             str(row.likes),
         )

@@ -51,7 +51,14 @@ def search_results(
     preview = markdown_table(
         ["id", "title", "duration", "size", "views", "likes"],
         (
-            [c.id, c.title, f"{c.duration:.1f} s", f"{c.width}x{c.height}", c.views, c.likes]
+            [
+                c.id,
+                c.title,
+                f"{c.duration:.1f} s" if c.duration else "?",
+                f"{c.width}x{c.height}" if c.width and c.height else "?",
+                c.views if c.views is not None else "–",
+                c.likes if c.likes is not None else "–",
+            ]
             for c in outcome.candidates[:20]
         ),
     )

@@ -76,7 +76,7 @@ def demo(as_json: bool) -> None:
     else:
         for r in results:
             if r["success"]:
-                out.print(r["video_path"])
+                click.echo(r["video_path"])  # plain: scripts read it
     if failed:
         sys.exit(1)
 
@@ -176,7 +176,7 @@ def add(
     if as_json:
         out.print_json(spec.model_dump_json())
     else:
-        out.print(spec.key)
+        click.echo(spec.key)
 
 
 @main.command()
@@ -189,7 +189,7 @@ def run(key: str, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(result))
     elif result["success"]:
-        out.print(result["video_path"])
+        click.echo(result["video_path"])
     if not result["success"]:
         sys.exit(1)
 

@@ -155,3 +155,10 @@ def test_ctrl_c_during_the_render_keeps_nothing_half_written(shorts_home, clip_l
     project = CatalogResource().get_project(spec.key)
     assert project.status.value == "failed"
     assert "interrupted" in (CatalogResource().last_error(spec.key) or "")
+
+
+def test_long_keys_and_paths_print_on_one_line():
+    title = "A very long title about the most incredible football skills of the year, ranked"
+    result = CliRunner().invoke(main, ["add", title], env={"COLUMNS": "30"})
+    assert result.exit_code == 0
+    assert result.output.count("\n") == 1 and len(result.output.strip()) > 30

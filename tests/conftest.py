@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import uuid
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import boto3
 import pytest
 
 from shorts_pipeline.render.synth import ClipRecipe, make_clip
+from tests.helpers import free_port
 
 # Environment a developer may have set that would leak real state into tests.
 _ISOLATED_ENV = [
@@ -84,17 +84,11 @@ SMALL_LIBRARY = {
 S3_SECRET = "s3cr3t-never-printed"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint():
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

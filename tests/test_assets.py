@@ -9,42 +9,22 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from shorts_pipeline.assets import production_assets
-from shorts_pipeline.models import ProjectSettings, ProjectStatus
+from shorts_pipeline.models import ProjectStatus
 from shorts_pipeline.render.inspect import inspect_video
 from shorts_pipeline.render.synth import make_empty_file, make_text_as_mp4, make_truncated_mp4
 from shorts_pipeline.resources.catalog import CatalogResource
-from shorts_pipeline.resources.clip_sources import LocalLibrarySource
-from shorts_pipeline.resources.media_store import MediaStoreResource
-from shorts_pipeline.resources.ytdlp_source import YtDlpSource
+from tests.helpers import fast_settings, materialize_project, project_resources
 
 pytestmark = pytest.mark.slow
 
-FAST = ProjectSettings(
-    count=3, clip_min_seconds=1.5, clip_max_seconds=1.5, title_seconds=1.0, outro_seconds=1.0
-)
-
-
-def resources(library: Path) -> dict:
-    return {
-        "catalog": CatalogResource(),
-        "media_store": MediaStoreResource(),
-        "library": LocalLibrarySource(directory=str(library)),
-        "ytdlp": YtDlpSource(),
-    }
+FAST = fast_settings()
 
 
 def materialize(
     key: str, library: Path, instance: dg.DagsterInstance, **kwargs
 ) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions("project", [key])
-    return dg.materialize(
-        production_assets,
-        partition_key=key,
-        instance=instance,
-        resources=resources(library),
-        raise_on_error=False,
-        **kwargs,
+    return materialize_project(
+        key, project_resources(library), instance, raise_on_error=False, **kwargs
     )
 
 

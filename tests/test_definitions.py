@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from shorts_pipeline.definitions import defs
 from shorts_pipeline.models import ProjectSettings
 from shorts_pipeline.resources.catalog import CatalogResource
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["search_results", "selections", "slides", "video", "upload"]
@@ -78,12 +78,6 @@ def test_graph_shape_and_what_the_ui_shows():
     assert defs.resolve_job_def("produce_project").executor_def.name == "in_process"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _graphql(port: int, query: str) -> dict:
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
@@ -118,7 +112,7 @@ def test_dagster_dev_shows_projects_and_a_materialized_partition(
     )
     assert run.returncode == 0, run.stderr[-2000:]
 
-    port = _free_port()
+    port = free_port()
     env["DAGSTER_HOME"] = str(shorts_home / "dagster")
     dagster = str(Path(sys.executable).parent / "dagster")
     log = (tmp_path / "dagster-dev.log").open("w")

@@ -8,16 +8,12 @@ import urllib.request
 from pathlib import Path
 
 import boto3
-import dagster as dg
 import pytest
 
-from shorts_pipeline.assets import production_assets
-from shorts_pipeline.models import ProjectSettings
 from shorts_pipeline.render.inspect import inspect_video
 from shorts_pipeline.resources.catalog import CatalogResource
-from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 from shorts_pipeline.resources.media_store import MediaStoreError, MediaStoreResource
-from shorts_pipeline.resources.ytdlp_source import YtDlpSource
+from tests.helpers import fast_settings, materialize_project, project_resources
 
 SECRET = os.environ.get("SHORTS_TEST_S3_SECRET", "s3cr3t-never-printed")
 
@@ -101,22 +97,10 @@ def test_refused_credentials_are_reported_without_the_secret(
 
 @pytest.mark.slow
 def test_ranking_graph_with_media_on_s3(bucket, s3_endpoint, clip_library, shorts_home):
-    settings = ProjectSettings(
-        count=2, clip_min_seconds=1.5, clip_max_seconds=1.5, title_seconds=1.0, outro_seconds=1.0
-    )
+    settings = fast_settings(count=2)
     spec = CatalogResource().add_project("On S3", keywords=["football"], settings=settings)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("project", [spec.key])
-    result = dg.materialize(
-        production_assets,
-        partition_key=spec.key,
-        instance=instance,
-        resources={
-            "catalog": CatalogResource(),
-            "media_store": MediaStoreResource(url=f"s3://{bucket}/media"),
-            "library": LocalLibrarySource(directory=str(clip_library)),
-            "ytdlp": YtDlpSource(),
-        },
+    result = materialize_project(
+        spec.key, project_resources(clip_library, media_url=f"s3://{bucket}/media")
     )
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())

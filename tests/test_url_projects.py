@@ -9,23 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from shorts_pipeline.assets import production_assets
 from shorts_pipeline.cli import main
-from shorts_pipeline.models import ClipCandidate, ProjectSettings
+from shorts_pipeline.models import ClipCandidate
 from shorts_pipeline.render.synth import ClipRecipe, make_clip
 from shorts_pipeline.resources.catalog import CatalogResource
-from shorts_pipeline.resources.clip_sources import LocalLibrarySource
-from shorts_pipeline.resources.media_store import MediaStoreResource
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
+from tests.helpers import fast_settings, materialize_project, project_resources
 from tests.media_server import MediaServer
-
-FAST = dict(
-    count=3, clip_min_seconds=1.5, clip_max_seconds=1.5, title_seconds=1.0, outro_seconds=1.0
-)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +47,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
 
 
 def resources(bucket: str, library: Path) -> dict[str, Any]:
-    return {
-        "catalog": CatalogResource(),
-        "media_store": MediaStoreResource(url=f"s3://{bucket}/media"),
-        "library": LocalLibrarySource(directory=str(library)),
-        # Tests serve from loopback, which a real deployment refuses.
-        "ytdlp": YtDlpSource(allow_private_addresses=True, socket_timeout=5, retries=1),
-    }
+    # Tests serve from loopback, which a real deployment refuses.
+    ytdlp = YtDlpSource(allow_private_addresses=True, socket_timeout=5, retries=1)
+    return project_resources(library, media_url=f"s3://{bucket}/media", ytdlp=ytdlp)
 
 
 def test_project_from_urls_with_media_on_s3_passes_every_check(site, bucket, s3_endpoint, tmp_path):
@@ -70,16 +59,9 @@ def test_project_from_urls_with_media_on_s3_passes_every_check(site, bucket, s3_
         site.url("/watch/gone"),
         site.url("/watch/2"),
     ]
-    settings = ProjectSettings(urls=urls, **FAST)
+    settings = fast_settings(urls=urls)
     spec = CatalogResource().add_project("From the web", settings=settings)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("project", [spec.key])
-    result = dg.materialize(
-        production_assets,
-        partition_key=spec.key,
-        instance=instance,
-        resources=resources(bucket, tmp_path),
-    )
+    result = materialize_project(spec.key, resources(bucket, tmp_path))
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 5 and all(c.passed for c in checks)
@@ -116,17 +98,9 @@ def test_offline_youtube_search_fails_fast_naming_the_library(bucket, tmp_path, 
 
     monkeypatch.setattr(socket, "getaddrinfo", offline)
     spec = CatalogResource().add_project(
-        "Offline", keywords=["football"], settings=ProjectSettings(search_source="youtube", **FAST)
+        "Offline", keywords=["football"], settings=fast_settings(search_source="youtube")
     )
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("project", [spec.key])
-    result = dg.materialize(
-        production_assets,
-        partition_key=spec.key,
-        instance=instance,
-        resources=resources(bucket, tmp_path),
-        raise_on_error=False,
-    )
+    result = materialize_project(spec.key, resources(bucket, tmp_path), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     text = failure.step_failure_data.user_failure_data.description

@@ -31,6 +31,65 @@ class ProjectStatus(StrEnum):
 FitMode = Literal["cover", "contain"]
 TrimMode = Literal["start", "middle"]
 Transition = Literal["fade", "slide", "wipe", "none"]
+TtsEngine = Literal["espeak", "gtts", "openai"]
+ScriptWriterName = Literal["offline", "openai"]
+SlideStyle = Literal["basic", "animated"]
+
+# Source texts larger than this are refused with a clear message (≈ 25 000 words); the LLM
+# writer condenses anything over its own prompt budget first.
+SOURCE_TEXT_MAX_BYTES = 120_000
+
+
+class ScriptSettings(BaseModel):
+    """How the script is written: by the offline writer or an OpenAI-compatible chat API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    writer: ScriptWriterName = Field(
+        "offline",
+        description="'offline' (deterministic, no network) or 'openai' (any "
+        "OpenAI-compatible chat API; key from OPENAI_API_KEY).",
+    )
+    target_seconds: float = Field(45.0, ge=5.0, le=180.0, description="Spoken length to aim for.")
+    max_chapters: int = Field(4, ge=1, le=10)
+    max_scenes: int = Field(10, ge=1, le=30, description="Scenes in the whole script, at most.")
+    tone: str = Field("clear, friendly and concrete", max_length=200)
+    model: str = Field("gpt-4o-mini", description="Chat model name for the openai writer.")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (Ollama, vLLM…); default OPENAI_BASE_URL."
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(2000, ge=100, le=16000)
+    timeout_seconds: float = Field(60.0, gt=0, le=600)
+
+
+class VoiceSettings(BaseModel):
+    """How the script is spoken."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: TtsEngine = Field("espeak", description="espeak (offline), gtts or openai.")
+    voice: str | None = Field(
+        None,
+        description="Engine voice; default: the project language's voice (espeak 'ko', "
+        "'en-us'; openai 'alloy').",
+    )
+    speed: float = Field(1.0, ge=0.5, le=2.0, description="1.0 is the engine's normal rate.")
+    model: str = Field("gpt-4o-mini-tts", description="Speech model for the openai engine.")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint for speech.")
+    timeout_seconds: float = Field(60.0, gt=0, le=600)
+
+
+class SubtitleSettings(BaseModel):
+    """Burned-in subtitles (and the SRT that goes with the upload)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    highlight_words: bool = Field(True, description="Colour the word being spoken.")
+    font_size: int = Field(68, ge=32, le=120, description="Pixels on the 1080x1920 frame.")
+    max_lines: int = Field(2, ge=1, le=3)
+    position: Literal["bottom", "middle"] = "bottom"
 
 
 class ProjectSettings(BaseModel):
@@ -63,6 +122,20 @@ class ProjectSettings(BaseModel):
         default_factory=list,
         description="Video, playlist or channel URLs to rank instead of a keyword search (yt-dlp).",
     )
+    narration: bool = Field(True, description="Speak the script (ranking videos too).")
+    script: ScriptSettings = Field(default_factory=ScriptSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    subtitles: SubtitleSettings = Field(default_factory=SubtitleSettings)
+    slide_style: SlideStyle = Field(
+        "animated", description="Explainer slides: 'basic' stills or 'animated' (Ken Burns)."
+    )
+    broll: bool = Field(True, description="Explainers show matching library clips as b-roll.")
+    scene_pad_seconds: float = Field(
+        0.4, ge=0.0, le=3.0, description="Silence after each scene's narration."
+    )
+    duck_db: float = Field(
+        -12.0, le=0.0, description="How far music and clip sound dip under the voice."
+    )
 
     @field_validator("clip_max_seconds")
     @classmethod
@@ -85,6 +158,9 @@ class ProjectSpec(BaseModel):
     review: bool = False
     status: ProjectStatus = ProjectStatus.registered
     selected_clip_ids: list[str] | None = None
+    source_text: str | None = Field(
+        None, description="Article, notes or training text an explainer is written from."
+    )
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -140,15 +216,26 @@ class Selections(BaseModel):
     skipped: list[SkippedClip] = Field(default_factory=list)
 
 
+class SceneVisual(BaseModel):
+    """What an explainer scene shows: a slide image or a b-roll clip."""
+
+    index: int
+    kind: Literal["slide", "broll"]
+    media_key: str
+    clip_id: str | None = None
+    clip_start: float = 0.0
+
+
 class SlideSet(BaseModel):
     """The images a video needs, as media-store keys; badge positions on the 1080x1920 frame."""
 
     project_key: str
-    title_card: str
-    outro_card: str
-    badges: dict[int, str]
-    badge_boxes: dict[int, tuple[int, int, int, int]]
+    title_card: str | None = None
+    outro_card: str | None = None
+    badges: dict[int, str] = Field(default_factory=dict)
+    badge_boxes: dict[int, tuple[int, int, int, int]] = Field(default_factory=dict)
     contact_sheet: str | None = None
+    scenes: list[SceneVisual] = Field(default_factory=list)
 
 
 class VideoRecord(BaseModel):
@@ -163,6 +250,7 @@ class VideoRecord(BaseModel):
     loudness_lufs: float | None
     true_peak_dbtp: float | None
     render_seconds: float
+    subtitles_key: str | None = None
 
 
 class UploadRecord(BaseModel):
@@ -172,3 +260,98 @@ class UploadRecord(BaseModel):
     sha256: str
     size_bytes: int
     thumbnail_url: str | None = None
+    subtitles_url: str | None = None
+
+
+# ---- script -----------------------------------------------------------------------------
+
+SceneRole = Literal["intro", "scene", "clip", "outro"]
+
+
+class ScriptScene(BaseModel):
+    """One scene: what is said, what is shown on screen, and what b-roll would fit."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    narration: str = Field(max_length=1500, description="What the voice says in this scene.")
+    on_screen_text: str = Field("", max_length=300, description="Short text on the slide.")
+    duration: float | None = Field(
+        None, gt=0, le=60, description="Seconds, when it must differ from the narration's."
+    )
+    visual_hint: str = Field("", max_length=300, description="What the picture should show.")
+    broll_keywords: list[str] = Field(default_factory=list, max_length=8)
+    role: SceneRole = "scene"
+    clip_rank: int | None = Field(None, description="Ranking: the rank this line introduces.")
+
+
+class ScriptChapter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(max_length=200)
+    scenes: list[ScriptScene] = Field(min_length=1)
+
+
+class VideoScript(BaseModel):
+    """The validated script of a video: chapters of scenes, in order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(max_length=300)
+    language: str = "en"
+    chapters: list[ScriptChapter] = Field(min_length=1)
+    writer: str = Field("offline", description="offline, openai:<model>, or edited")
+
+    def scenes(self) -> list[ScriptScene]:
+        return [scene for chapter in self.chapters for scene in chapter.scenes]
+
+    def scene_chapters(self) -> list[tuple[int, ScriptChapter, ScriptScene]]:
+        """(chapter index, chapter, scene) for every scene, in order."""
+        return [(i, ch, sc) for i, ch in enumerate(self.chapters) for sc in ch.scenes]
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title}", "", f"*{self.language} · written by {self.writer}*", ""]
+        n = 0
+        for chapter in self.chapters:
+            lines += [f"## {chapter.title}", ""]
+            for scene in chapter.scenes:
+                n += 1
+                lines.append(f"**{n}.** {scene.narration}")
+                if scene.on_screen_text:
+                    lines.append(f"  - on screen: _{scene.on_screen_text}_")
+                if scene.broll_keywords:
+                    lines.append(f"  - b-roll: {', '.join(scene.broll_keywords)}")
+                lines.append("")
+        return "\n".join(lines)
+
+
+# ---- narration --------------------------------------------------------------------------
+
+
+class WordTiming(BaseModel):
+    """A spoken word and when it is heard, in seconds from the start of its scene's audio."""
+
+    word: str
+    start: float
+    end: float
+
+
+class SceneAudio(BaseModel):
+    index: int
+    text: str = Field(description="The text as spoken (Markdown, URLs and symbols removed).")
+    media_key: str | None = Field(None, description="None when the scene has nothing to say.")
+    duration: float = Field(description="Measured length of the audio file, in seconds.")
+    words: list[WordTiming] = Field(default_factory=list)
+    cached: bool = False
+
+
+class Narration(BaseModel):
+    """Speech for every scene, or the reason there is none."""
+
+    project_key: str
+    engine: str | None = None
+    voice: str | None = None
+    language: str = "en"
+    scenes: list[SceneAudio] = Field(default_factory=list)
+    track_key: str | None = Field(None, description="Every scene joined, with the scene pads.")
+    duration: float = 0.0
+    skipped_reason: str | None = None

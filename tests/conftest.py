@@ -13,6 +13,7 @@ import pytest
 
 from shorts_pipeline.render.synth import ClipRecipe, make_clip
 from tests.helpers import free_port
+from tests.openai_server import OpenAIServer
 
 # Environment a developer may have set that would leak real state into tests.
 _ISOLATED_ENV = [
@@ -21,6 +22,8 @@ _ISOLATED_ENV = [
     "SHORTS_MEDIA_URL",
     "SHORTS_LIBRARY",
     "DAGSTER_HOME",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
 ]
 
 SMALL_LIBRARY = {
@@ -92,6 +95,20 @@ def s3_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+# The fake key the OpenAI-compatible tests use; they assert it never appears in a message.
+OPENAI_TEST_KEY = "sk-test-never-printed"
+
+
+@pytest.fixture
+def openai_server(monkeypatch: pytest.MonkeyPatch):
+    """A local OpenAI-compatible server (chat + speech) and the environment pointing at it."""
+    server = OpenAIServer().start()
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_TEST_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    yield server
     server.stop()
 
 

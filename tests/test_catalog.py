@@ -73,3 +73,46 @@ def test_status_selection_and_high_water_mark():
 def test_unknown_key_is_specific():
     with pytest.raises(ProjectNotFoundError, match="shorts status"):
         CatalogResource().get_project("nope-12345678")
+
+
+def test_catalog_from_an_older_version_gains_new_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the first released schema, with one project in it
+        db.execute(
+            "CREATE TABLE projects (seq INTEGER PRIMARY KEY AUTOINCREMENT, key VARCHAR(64) "
+            "NOT NULL UNIQUE, title TEXT NOT NULL, format VARCHAR(16) NOT NULL, keywords TEXT "
+            "NOT NULL, settings TEXT NOT NULL, publish_at DATETIME, review BOOLEAN NOT NULL, "
+            "status VARCHAR(16) NOT NULL, selected_clip_ids TEXT, last_error TEXT, "
+            "created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO projects (key, title, format, keywords, settings, review, status, "
+            "created_at, updated_at) VALUES ('old-12345678', 'Old', 'ranking', '[]', '{}', 0, "
+            "'registered', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    catalog = CatalogResource(url=f"sqlite:///{path}")
+    old = catalog.get_project("old-12345678")
+    assert old.title == "Old" and old.source_text is None
+    catalog.set_source_text("old-12345678", "Now it has a text.")
+    assert catalog.get_project("old-12345678").source_text == "Now it has a text."
+
+
+def test_source_text_limits_and_script_override():
+    from shorts_pipeline.models import VideoScript
+
+    catalog = CatalogResource()
+    with pytest.raises(ValueError, match=r"source text is 200 KB; the limit is 120 KB"):
+        catalog.add_project("Too long", "explainer", source_text="word " * 40_000)
+    with pytest.raises(ValueError, match="source text has no words"):
+        catalog.add_project("Empty", "explainer", source_text="  \n ... 🚀 ")
+    spec = catalog.add_project("Fine", "explainer", source_text="A short text.")
+    assert catalog.script_override(spec.key) is None
+    script = VideoScript(
+        title="Fine", chapters=[{"title": "One", "scenes": [{"narration": "Hello."}]}]
+    )
+    catalog.set_script_override(spec.key, script)
+    assert catalog.script_override(spec.key) == script
+    catalog.set_script_override(spec.key, None)
+    assert catalog.script_override(spec.key) is None

@@ -20,10 +20,12 @@ from pydantic import Field
 from shorts_pipeline.home import catalog_url
 from shorts_pipeline.keys import project_key, validate_project_key
 from shorts_pipeline.models import (
+    SOURCE_TEXT_MAX_BYTES,
     ProjectFormat,
     ProjectSettings,
     ProjectSpec,
     ProjectStatus,
+    VideoScript,
 )
 
 _metadata = sa.MetaData()
@@ -42,6 +44,8 @@ projects_table = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("selected_clip_ids", sa.Text, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("source_text", sa.Text, nullable=True),
+    sa.Column("script_override", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -84,7 +88,18 @@ def _engine(url: str) -> sa.Engine:
                 cur.close()
 
         _metadata.create_all(engine)
+        _add_missing_columns(engine)
         return engine
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Catalogs made by an older version gain the columns added since (all nullable)."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns("projects")}
+    missing = [c for c in projects_table.columns if c.name not in present]
+    with engine.begin() as conn:
+        for column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.execute(sa.text(f'ALTER TABLE projects ADD COLUMN "{column.name}" {kind}'))
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -111,11 +126,14 @@ class CatalogResource(dg.ConfigurableResource):
         settings: ProjectSettings | None = None,
         publish_at: datetime | None = None,
         review: bool = False,
+        source_text: str | None = None,
     ) -> ProjectSpec:
         """Register a project; raise ProjectExistsError if its key is taken."""
         clean_title = " ".join(title.split())
         if not clean_title:
             raise ValueError("the title is empty; give the project a title")
+        if source_text is not None:
+            check_source_text(source_text)
         fmt = ProjectFormat(fmt)
         if publish_at is not None:
             # Stored as UTC: SQLite keeps no offset, and "18:00+09:00" must stay that instant.
@@ -132,6 +150,7 @@ class CatalogResource(dg.ConfigurableResource):
             settings=settings or ProjectSettings(),
             publish_at=publish_at,
             review=review,
+            source_text=source_text,
             created_at=now,
         )
         row = {
@@ -142,6 +161,7 @@ class CatalogResource(dg.ConfigurableResource):
             "settings": spec.settings.model_dump_json(),
             "publish_at": publish_at,
             "review": review,
+            "source_text": source_text,
             "status": ProjectStatus.registered.value,
             "created_at": now,
             "updated_at": now,
@@ -198,6 +218,22 @@ class CatalogResource(dg.ConfigurableResource):
     def update_settings(self, key: str, settings: ProjectSettings) -> None:
         self._update(key, settings=settings.model_dump_json())
 
+    def set_script_override(self, key: str, script: VideoScript | None) -> None:
+        """Replace the project's script with a creator's edit (None goes back to the writer)."""
+        self._update(key, script_override=script.model_dump_json() if script else None)
+
+    def script_override(self, key: str) -> VideoScript | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                sa.select(projects_table.c.script_override).where(projects_table.c.key == key)
+            ).scalar()
+        return VideoScript.model_validate_json(raw) if raw else None
+
+    def set_source_text(self, key: str, text: str | None) -> None:
+        if text is not None:
+            check_source_text(text)
+        self._update(key, source_text=text)
+
     def last_error(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(
@@ -216,6 +252,19 @@ class CatalogResource(dg.ConfigurableResource):
             raise ProjectNotFoundError(key)
 
 
+def check_source_text(text: str) -> None:
+    """Refuse a source text that is empty or larger than an explainer can use."""
+    size = len(text.encode("utf-8"))
+    if size > SOURCE_TEXT_MAX_BYTES:
+        raise ValueError(
+            f"the source text is {size / 1000:.0f} KB; the limit is "
+            f"{SOURCE_TEXT_MAX_BYTES / 1000:.0f} KB (about 20 000 words). Give the part the "
+            "video should cover, or a summary"
+        )
+    if not any(ch.isalnum() for ch in text):
+        raise ValueError("the source text has no words; give a text file with the material")
+
+
 def _spec(row: Any) -> ProjectSpec:
     selected = row["selected_clip_ids"]
     publish_at = row["publish_at"]
@@ -230,6 +279,7 @@ def _spec(row: Any) -> ProjectSpec:
         review=bool(row["review"]),
         status=ProjectStatus(row["status"]),
         selected_clip_ids=json.loads(selected) if selected else None,
+        source_text=row["source_text"],
         created_at=_aware(created) or datetime.now(UTC),
     )
 

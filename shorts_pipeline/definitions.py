@@ -9,7 +9,9 @@ import dagster as dg
 from shorts_pipeline.assets import production_assets
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import LocalLibrarySource
+from shorts_pipeline.resources.llm import ScriptWriterResource
 from shorts_pipeline.resources.media_store import MediaStoreResource
+from shorts_pipeline.resources.tts import TtsResource
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 production_job = dg.define_asset_job(
@@ -26,6 +28,8 @@ defs = dg.Definitions(
         "media_store": MediaStoreResource(),
         "library": LocalLibrarySource(),
         "ytdlp": YtDlpSource(),
+        "script_writer": ScriptWriterResource(),
+        "tts": TtsResource(),
     },
     # One run per project in-process: the multiprocess executor spends ~10 s per step
     # starting subprocesses here; parallelism comes from concurrent runs instead.

@@ -129,6 +129,7 @@ class ProjectSettings(BaseModel):
     slide_style: SlideStyle = Field(
         "animated", description="Explainer slides: 'basic' stills or 'animated' (Ken Burns)."
     )
+    slide_background: Literal["gradient", "solid"] = "gradient"
     broll: bool = Field(True, description="Explainers show matching library clips as b-roll.")
     scene_pad_seconds: float = Field(
         0.4, ge=0.0, le=3.0, description="Silence after each scene's narration."

@@ -37,14 +37,22 @@ def search_results(
     width, height, views, likes, published, thumbnail, tags): a keyword search of the local
     library or YouTube, or the project's own video, playlist and channel URLs (yt-dlp; metadata
     only, nothing is downloaded here). Items the source cannot use (live streams, over-long
-    videos, broken files) are listed with the reason."""
+    videos, broken files) are listed with the reason. For an explainer these are its b-roll
+    candidates; finding none is not an error (its scenes become slides)."""
     project = project_of(context, catalog)
-    require_format(project, ProjectFormat.ranking)
+    require_format(project, ProjectFormat.ranking, ProjectFormat.explainer)
+    explainer = project.format is ProjectFormat.explainer
+    if explainer and not project.settings.broll:
+        return _empty("b-roll is off for this project (settings.broll): every scene is a slide")
     source = clip_source_for(project, library, ytdlp)
     try:
         outcome = search_clips(project, source, SEARCH_LIMIT)
     except ClipSourceError as err:
-        raise dg.Failure(description=str(err), allow_retries=False) from err
+        if not explainer:
+            raise dg.Failure(description=str(err), allow_retries=False) from err
+        # An explainer does without b-roll: its scenes become slides. Say so, don't fail.
+        context.log.warning(f"no b-roll for {project.key}: {err}")
+        return _empty(f"no b-roll: {err}")
     for item, reason in outcome.skipped:
         context.log.warning(f"skipped {item}: {reason}")
     frame = pd.DataFrame([c.model_dump() for c in outcome.candidates], columns=COLUMNS)
@@ -73,4 +81,11 @@ def search_results(
             ),
             "preview": dg.MetadataValue.md(preview),
         },
+    )
+
+
+def _empty(reason: str) -> dg.MaterializeResult[pd.DataFrame]:
+    return dg.MaterializeResult(
+        value=pd.DataFrame([], columns=COLUMNS),
+        metadata={"count": 0, "skipped_reason": reason},
     )

@@ -61,8 +61,14 @@ def selections(
     win. A clip that cannot be downloaded or probed is replaced by the next candidate and the
     reason is recorded."""
     project = project_of(context, catalog)
-    require_format(project, ProjectFormat.ranking)
+    require_format(project, ProjectFormat.ranking, ProjectFormat.explainer)
     settings = project.settings
+    explainer = project.format is ProjectFormat.explainer
+    if explainer and search_results.empty:
+        return dg.MaterializeResult(
+            value=Selections(project_key=project.key, manual=False, clips=[]),
+            metadata={"count": 0, "skipped_reason": "no b-roll candidates: scenes use slides"},
+        )
     candidates = [_candidate(row) for row in search_results.to_dict("records")]
     by_id = {c.id: c for c in candidates}
     manual_ids = config.clip_ids or project.selected_clip_ids or []
@@ -94,7 +100,8 @@ def selections(
                 )
             else:
                 queue.append(s.candidate)
-        wanted = settings.count
+        # An explainer keeps a pool of b-roll: one clip at most per scene.
+        wanted = settings.script.max_scenes if explainer else settings.count
 
     source = clip_source_for(project, library, ytdlp)
     chosen: list[tuple[ClipCandidate, str, MediaInfo]] = []
@@ -113,7 +120,9 @@ def selections(
             continue
         chosen.append((candidate, media_key, info))
 
-    if not chosen:
+    if not chosen and explainer:
+        context.log.warning("no usable b-roll clip: every scene will be a slide")
+    elif not chosen:
         raise dg.Failure(
             description=(
                 f"no usable clip for {project.key}: all {len(queue)} candidates failed "
@@ -138,7 +147,8 @@ def selections(
     )
     clips = []
     for position, (candidate, media_key, info) in enumerate(chosen):
-        trim_seconds = min(per_clip, info.duration)
+        # b-roll is trimmed to its scene later; the whole clip stays available.
+        trim_seconds = info.duration if explainer else min(per_clip, info.duration)
         clips.append(
             SelectedClip(
                 rank=position + 1,

@@ -22,7 +22,7 @@ def upload(
     catalog: CatalogResource,
     media_store: MediaStoreResource,
 ) -> dg.MaterializeResult[UploadRecord]:
-    """The rendered video and its thumbnail copied to `public/<project>/` in the media store
+    """The rendered video, its thumbnail and subtitles (SRT) copied to `public/<project>/` in the media store
     (a local folder, or S3 by configuration), with the URL a player or publisher uses and a
     SHA-256 that later stages verify before publishing."""
     project = project_of(context, catalog)
@@ -33,6 +33,12 @@ def upload(
     thumb_key = media_store.put(
         media_store.local_path(video.thumbnail_key), f"public/{project.key}/{name}.jpg"
     )
+    subtitles_url = None
+    if video.subtitles_key:
+        srt_key = media_store.put(
+            media_store.local_path(video.subtitles_key), f"public/{project.key}/{name}.srt"
+        )
+        subtitles_url = media_store.url_for(srt_key)
     digest = media_store.sha256(video_key)
     if digest != media_store.sha256(video.media_key):
         raise dg.Failure(description=f"upload of {project.key} is corrupt: checksum mismatch")
@@ -43,6 +49,7 @@ def upload(
         sha256=digest,
         size_bytes=media_store.size(video_key),
         thumbnail_url=media_store.url_for(thumb_key),
+        subtitles_url=subtitles_url,
     )
     catalog.set_status(project.key, ProjectStatus.uploaded)
     return dg.MaterializeResult(
@@ -51,5 +58,6 @@ def upload(
             "url": dg.MetadataValue.url(record.url),
             "sha256": record.sha256,
             "size_mb": round(record.size_bytes / 1e6, 2),
+            "subtitles": dg.MetadataValue.url(subtitles_url) if subtitles_url else "none",
         },
     )

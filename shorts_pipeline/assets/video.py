@@ -1,5 +1,6 @@
 """video: the finished 1080x1920 MP4, rendered in one ffmpeg process, with blocking checks."""
 
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,21 +10,31 @@ import dagster as dg
 from shorts_pipeline.assets.common import OWNERS, image_markdown, project_media_key, project_of
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
+    Narration,
+    ProjectFormat,
     ProjectSettings,
     ProjectSpec,
     ProjectStatus,
     Selections,
     SlideSet,
     VideoRecord,
+    VideoScript,
 )
 from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.render.errors import MediaError
+from shorts_pipeline.render.explainer import ExplainerScene, explainer_timeline
 from shorts_pipeline.render.geometry import Overlay
 from shorts_pipeline.render.inspect import VideoFacts, inspect_video
 from shorts_pipeline.render.probe import probe_clip
-from shorts_pipeline.render.ranking import RankedClip, number_one_midpoint, ranking_timeline
+from shorts_pipeline.render.ranking import (
+    RankedClip,
+    Spoken,
+    number_one_midpoint,
+    ranking_timeline,
+)
+from shorts_pipeline.render.subtitles import Cue, SpokenScene, build_cues, write_ass, write_srt
 from shorts_pipeline.render.synth import make_music_bed
-from shorts_pipeline.render.timeline import render_timeline
+from shorts_pipeline.render.timeline import MOTIONS, Timeline, render_timeline
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.media_store import MediaStoreResource
 
@@ -75,61 +86,75 @@ CHECKS = [
 def video(
     context: dg.AssetExecutionContext,
     selections: Selections,
+    script: VideoScript,
+    narration: Narration,
     slides: SlideSet,
     catalog: CatalogResource,
     media_store: MediaStoreResource,
 ):  # untyped: with check_specs, Dagster reads a return annotation as output types
-    """The finished vertical video: title card, clips #N..#1 fitted to 1080x1920 with their
-    rank badges, transitions, outro, music under the clips' sound, loudness at −14 LUFS,
-    H.264 High/AAC with +faststart — one ffmpeg process, one filter graph — plus a JPEG
-    thumbnail from the #1 clip. Checks judge the file ffprobe reads back."""
+    """The finished vertical video in one ffmpeg process, one filter graph: H.264 High/AAC,
+    1080x1920, 30 fps, +faststart, loudness at −14 LUFS, plus a JPEG thumbnail and the SRT.
+    Ranking: title card, clips #N..#1 fitted to the frame with their rank badges, transitions,
+    outro, music under the clips' sound. Explainer: one slide (Ken Burns) or b-roll clip per
+    scene, each as long as its narration. Both: the voice over the music and clip sound, which
+    dip under it, and subtitles burned in, timed to the words. Checks judge the file ffprobe
+    reads back."""
     project = project_of(context, catalog)
     settings = project.settings
     scratch = Path(tempfile.mkdtemp(prefix="video-", dir=cache_dir()))
     try:
-        clips = []
-        for clip in selections.clips:
-            local = media_store.local_path(clip.media_key)
-            x, y, w, h = slides.badge_boxes[clip.rank]
-            badge = Overlay(str(media_store.local_path(slides.badges[clip.rank])), x, y, w, h)
-            clips.append(
-                RankedClip(
-                    # selections decoded each clip's end already; a header read is enough here
-                    clip.rank,
-                    probe_clip(local, check_tail=False),
-                    clip.trim_start,
-                    clip.trim_seconds,
-                    badge,
-                )
+        if project.format is ProjectFormat.explainer:
+            timeline, thumb_at = _explainer(project, slides, narration, selections, media_store)
+        else:
+            timeline, thumb_at = _ranking(
+                project, selections, slides, script, narration, media_store
             )
-        timeline = ranking_timeline(
-            clips,
-            title_card=str(media_store.local_path(slides.title_card)),
-            outro_card=str(media_store.local_path(slides.outro_card)),
-            title_seconds=settings.title_seconds,
-            outro_seconds=settings.outro_seconds,
-            fit=settings.fit,
-            transition=settings.transition,
-            transition_seconds=settings.transition_seconds,
-            music=_music_path(settings),
-            music_db=settings.music_db,
-        )
+        if timeline.duration > settings.max_duration + 0.05:
+            raise dg.Failure(
+                description=(
+                    f"the video would run {timeline.duration:.1f} s; the limit is "
+                    f"{settings.max_duration:.0f} s (settings.max_duration). Shorten the "
+                    f"narration (`shorts script {project.key} --edit FILE`) or show fewer clips"
+                ),
+                allow_retries=False,
+            )
+        srt_key = None
+        cues = _cues(timeline, narration, settings)
+        if cues:
+            # libass reads the file from inside the filter graph: it lives in a fresh temporary
+            # folder whose path is plain ASCII, whatever SHORTS_HOME is called.
+            subs_dir = Path(tempfile.mkdtemp(prefix="shorts-subs-"))
+            scratch_subs = subs_dir
+            ass = subs_dir / "subtitles.ass"
+            write_ass(
+                cues,
+                ass,
+                font_size=settings.subtitles.font_size,
+                highlight_words=settings.subtitles.highlight_words,
+                position=settings.subtitles.position,
+                max_lines=settings.subtitles.max_lines,
+            )
+            srt = scratch / "subtitles.srt"
+            write_srt(cues, srt)
+            srt_key = media_store.put(srt, project_media_key(project, "subtitles.srt"))
+            timeline = dataclasses.replace(timeline, subtitles=str(ass))
+        else:
+            scratch_subs = None
         context.log.info(
-            f"rendering {timeline.duration:.1f} s from {len(clips)} clips "
-            f"({settings.fit}, {settings.transition}) in one ffmpeg process"
+            f"rendering {timeline.duration:.1f} s: {len(timeline.segments)} segments, "
+            f"{len(timeline.voice)} voice cues, {len(cues)} subtitle cues, in one ffmpeg process"
         )
         out, thumb = scratch / "video.mp4", scratch / "thumbnail.jpg"
         progress = _ProgressLog(context)
         try:
             result = render_timeline(
-                timeline,
-                out,
-                thumbnail_path=thumb,
-                thumbnail_at=number_one_midpoint(timeline),
-                progress=progress,
+                timeline, out, thumbnail_path=thumb, thumbnail_at=thumb_at, progress=progress
             )
         except MediaError as err:
             raise dg.Failure(description=f"render of {project.key} failed: {err}") from err
+        finally:
+            if scratch_subs is not None:
+                shutil.rmtree(scratch_subs, ignore_errors=True)
         facts = inspect_video(out)
         video_key = media_store.put(out, project_media_key(project, "video.mp4"))
         thumb_key = media_store.put(thumb, project_media_key(project, "thumbnail.jpg"))
@@ -149,6 +174,7 @@ def video(
         loudness_lufs=loud.integrated_lufs if loud else None,
         true_peak_dbtp=loud.true_peak_dbtp if loud else None,
         render_seconds=round(result.seconds, 2),
+        subtitles_key=srt_key,
     )
     checks = video_checks(facts, project)
     failed = [c.check_name or "" for c in checks if not c.passed]
@@ -167,9 +193,161 @@ def video(
             "loudness_lufs": record.loudness_lufs if record.loudness_lufs is not None else "n/a",
             "render_s": record.render_seconds,
             "realtime_factor": round(facts.duration / max(result.seconds, 1e-6), 2),
+            "voice_cues": len(timeline.voice),
+            "subtitle_cues": len(cues),
+            "subtitles": dg.MetadataValue.path(media_store.url_for(srt_key)) if srt_key else "none",
         },
         check_results=checks,
     )
+
+
+def _ranking(
+    project: ProjectSpec,
+    selections: Selections,
+    slides: SlideSet,
+    script: VideoScript,
+    narration: Narration,
+    media_store: MediaStoreResource,
+) -> tuple[Timeline, float]:
+    settings = project.settings
+    lines = _ranking_lines(script, narration, media_store)
+    clips = []
+    for clip in selections.clips:
+        local = media_store.local_path(clip.media_key)
+        x, y, w, h = slides.badge_boxes[clip.rank]
+        badge = Overlay(str(media_store.local_path(slides.badges[clip.rank])), x, y, w, h)
+        clips.append(
+            RankedClip(
+                # selections decoded each clip's end already; a header read is enough here
+                clip.rank,
+                probe_clip(local, check_tail=False),
+                clip.trim_start,
+                clip.trim_seconds,
+                badge,
+                voice=lines.get(clip.rank),
+            )
+        )
+    timeline = ranking_timeline(
+        clips,
+        title_card=_local(media_store, slides.title_card),
+        outro_card=_local(media_store, slides.outro_card),
+        title_seconds=settings.title_seconds,
+        outro_seconds=settings.outro_seconds,
+        fit=settings.fit,
+        transition=settings.transition,
+        transition_seconds=settings.transition_seconds,
+        music=_music_path(settings),
+        music_db=settings.music_db,
+        intro_voice=lines.get("intro"),
+        outro_voice=lines.get("outro"),
+        duck_db=settings.duck_db,
+    )
+    return timeline, number_one_midpoint(timeline)
+
+
+def _ranking_lines(
+    script: VideoScript, narration: Narration, media_store: MediaStoreResource
+) -> dict[int | str, Spoken]:
+    """Each spoken line of a ranking script, keyed by the rank it introduces, or intro/outro."""
+    if narration.skipped_reason:
+        return {}
+    audio = {s.index: s for s in narration.scenes}
+    lines: dict[int | str, Spoken] = {}
+    for index, scene in enumerate(script.scenes()):
+        spoken = audio.get(index)
+        if spoken is None or spoken.media_key is None:
+            continue
+        key: int | str | None = scene.clip_rank if scene.role == "clip" else scene.role
+        if key is None or key in lines or key == "scene":
+            continue
+        lines[key] = Spoken(str(media_store.local_path(spoken.media_key)), spoken.duration)
+    return lines
+
+
+def _explainer(
+    project: ProjectSpec,
+    slides: SlideSet,
+    narration: Narration,
+    selections: Selections,
+    media_store: MediaStoreResource,
+) -> tuple[Timeline, float]:
+    settings = project.settings
+    audio = {s.index: s for s in narration.scenes}
+    clips = {c.media_key: c for c in selections.clips}
+    scenes = []
+    for visual in slides.scenes:
+        spoken = audio.get(visual.index)
+        voice = (
+            str(media_store.local_path(spoken.media_key))
+            if spoken is not None and spoken.media_key
+            else None
+        )
+        seconds = spoken.duration if spoken is not None else 0.0
+        if visual.kind == "broll":
+            clip = clips[visual.media_key]
+            info = probe_clip(media_store.local_path(clip.media_key), check_tail=False)
+            scenes.append(ExplainerScene(voice, seconds, clip=info, clip_start=visual.clip_start))
+        else:
+            motion = (
+                MOTIONS[visual.index % len(MOTIONS)]
+                if settings.slide_style == "animated"
+                else "none"
+            )
+            scenes.append(
+                ExplainerScene(
+                    voice,
+                    seconds,
+                    still=str(media_store.local_path(visual.media_key)),
+                    motion=motion,
+                )
+            )
+    timeline = explainer_timeline(
+        scenes,
+        pad=settings.scene_pad_seconds,
+        fit=settings.fit,
+        transition=settings.transition,
+        transition_seconds=settings.transition_seconds,
+        music=_music_path(settings),
+        music_db=settings.music_db,
+        duck_db=settings.duck_db,
+    )
+    # The thumbnail: the first scene (the title), once its transition-free first second is on.
+    return timeline, min(1.0, timeline.duration / 2)
+
+
+def _cues(timeline: Timeline, narration: Narration, settings: ProjectSettings) -> list[Cue]:
+    """Subtitle cues for every voice cue of the timeline, from the scenes' word timings."""
+    if not settings.subtitles.enabled or not timeline.voice:
+        return []
+    by_path = {}
+    for scene in narration.scenes:
+        if scene.media_key:
+            by_path[Path(scene.media_key).name] = scene
+    starts = timeline.segment_starts()
+    ends = [start + seg.duration for start, seg in zip(starts, timeline.segments, strict=True)]
+    spoken = []
+    for cue in timeline.voice:
+        scene = by_path.get(Path(cue.path).name)
+        if scene is None:
+            continue
+        # A cue never runs past the end of the segment it is spoken over.
+        limit = next((end for end in ends if end > cue.start + 1e-6), timeline.duration)
+        spoken.append(
+            SpokenScene(
+                start=cue.start,
+                duration=cue.duration,
+                text=scene.text,
+                words=tuple((w.word, w.start, w.end) for w in scene.words),
+                end_limit=min(limit, timeline.duration),
+            )
+        )
+    return build_cues(
+        spoken, font_size=settings.subtitles.font_size, max_lines=settings.subtitles.max_lines
+    )
+
+
+def _local(media_store: MediaStoreResource, key: str | None) -> str | None:
+    return str(media_store.local_path(key)) if key else None
 
 
 def video_checks(facts: VideoFacts, project: ProjectSpec) -> list[dg.AssetCheckResult]:

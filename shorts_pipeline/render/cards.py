@@ -163,6 +163,60 @@ def draw_outro_card(
     return str(path)
 
 
+# Chapter accents for explainer slides: distinct, saturated enough to read as a colour on the
+# dark background, light enough that dark text on them stays legible.
+CHAPTER_ACCENTS: tuple[RGB, ...] = (
+    (255, 196, 0),
+    (64, 196, 255),
+    (255, 112, 146),
+    (120, 220, 140),
+    (190, 150, 255),
+    (255, 150, 70),
+)
+
+
+def draw_scene_slide(
+    path: str | Path,
+    text: str,
+    *,
+    chapter: str | None = None,
+    index: int = 1,
+    total: int = 1,
+    accent: RGB = DEFAULT_ACCENT,
+    background: str = "gradient",
+    size: tuple[int, int] = (FRAME_WIDTH, FRAME_HEIGHT),
+) -> str:
+    """Writes one explainer slide: the chapter title as a small kicker over an accent bar,
+    the scene's on-screen text large and bold, and progress dots, on a gradient (or solid)
+    background. Everything sits in the upper part of the safe area: the bottom part is where
+    the subtitles go. Returns `path`."""
+    scale = _scale(size)
+    safe = safe_area(*size)
+    max_width = safe.width - round(48 * scale)
+    if background == "solid":
+        image = Image.new("RGBA", size, _solid_colour(accent))
+    else:
+        image = _background(size, accent)
+
+    blocks: list[_Block] = []
+    if chapter:
+        kicker_size, kicker_lines = fit_text(
+            chapter, max_width, 2, round(58 * scale), round(36 * scale)
+        )
+        blocks += [_TextBlock(kicker_lines, kicker_size, accent, shadow=True)]
+        blocks += [_Gap(round(24 * scale))]
+    blocks += [_Bar(round(120 * scale), round(12 * scale), accent), _Gap(round(48 * scale))]
+    if text:
+        body_size, body_lines = fit_text(text, max_width, 5, round(112 * scale), round(52 * scale))
+        blocks.append(_TextBlock(body_lines, body_size, WHITE, shadow=True))
+    # The text block centres a third of the way down the safe area, clear of the subtitles.
+    _draw_stack(image, blocks, scale, centre_y=safe.top + round(safe.height * 0.34))
+    if total > 1:
+        _draw_progress(image, index, total, accent, scale)
+    _save_atomic(image.convert("RGB"), str(path), "PNG", compress_level=1)
+    return str(path)
+
+
 def contact_sheet(
     image_paths: Sequence[str | Path],
     out_path: str | Path,
@@ -359,6 +413,28 @@ def _draw_badge(
     draw.rounded_rectangle(box, radius, fill=WHITE)
     inner = (box[0] + rim, box[1] + rim, box[2] - rim, box[3] - rim)
     draw.rounded_rectangle(inner, radius - rim, fill=accent)
+
+
+def _draw_progress(image: Image.Image, index: int, total: int, accent: RGB, scale: float) -> None:
+    """A row of dots at the top of the safe area: done and current in the accent colour."""
+    safe = safe_area(*image.size)
+    dot = max(4, round(14 * scale))
+    gap = max(3, round(12 * scale))
+    total = min(total, 30)
+    width = total * dot + (total - 1) * gap
+    x = (safe.left + safe.right - width) // 2
+    y = safe.top + round(8 * scale)
+    draw = ImageDraw.Draw(image)
+    for k in range(1, total + 1):
+        fill = accent if k <= index else (90, 92, 110)
+        box = (x, y, x + dot, y + dot)
+        draw.ellipse(box, fill=fill)
+        x += dot + gap
+
+
+def _solid_colour(accent: RGB) -> RGB:
+    """A deep shade of the accent, dark enough for white text."""
+    return (accent[0] * 22 // 100 + 8, accent[1] * 22 // 100 + 8, accent[2] * 22 // 100 + 14)
 
 
 def _draw_plate(image: Image.Image, box: tuple[int, int, int, int], radius: int) -> None:

@@ -38,8 +38,19 @@ from shorts_pipeline.render.loudness import (
     parse_ebur128_summary,
 )
 from shorts_pipeline.render.probe import MediaInfo
+from shorts_pipeline.render.subtitles import ass_filter
 
 FitMode = Literal["cover", "contain"]
+# Ken Burns motion for stills: a slow zoom (one scale per frame, bilinear: smooth at
+# sub-pixel steps) or a pan over a slightly enlarged image (a moving crop: nearly free).
+Motion = Literal["none", "zoom_in", "zoom_out", "pan_up", "pan_down"]
+MOTIONS: tuple[Motion, ...] = ("zoom_in", "pan_up", "zoom_out", "pan_down")
+ZOOM = 0.10  # how much a zoom grows (or shrinks) the picture over a segment
+PAN_SCALE = 1.08  # a panned still is enlarged this much, and travels the difference
+# The voice is brought to this loudness before it is mixed; the whole mix is normalised
+# afterwards, so this sets the voice's level relative to the music and clip sound.
+VOICE_LUFS = -16.0
+DUCK_RAMP = 0.2  # seconds the bed takes to dip under the voice and to come back
 
 # Our transition names mapped to xfade's; "slide" moves upwards, which reads naturally on a
 # vertical feed.
@@ -59,11 +70,22 @@ class ClipSegment:
 
 @dataclass(frozen=True)
 class StillSegment:
-    """A full-frame image (title card, outro) shown for `duration` seconds, in silence."""
+    """A full-frame image (title card, slide) shown for `duration` seconds, in silence,
+    still or with a Ken Burns `motion`."""
 
     path: str
     duration: float
     overlays: tuple[Overlay, ...] = ()
+    motion: Motion = "none"
+
+
+@dataclass(frozen=True)
+class VoiceCue:
+    """A narration file heard from `start` (seconds on the output timeline)."""
+
+    path: str
+    start: float
+    duration: float
 
 
 Segment = ClipSegment | StillSegment
@@ -88,6 +110,9 @@ class Timeline:
     music: str | None = None
     music_db: float = -16.0
     loudness_lufs: float = TARGET_LUFS
+    voice: Sequence[VoiceCue] = ()
+    duck_db: float = -12.0  # music and clip sound under the voice
+    subtitles: str | None = None  # an ASS file burned over the joined video
     width: int = FRAME_WIDTH
     height: int = FRAME_HEIGHT
     fps: int = FPS
@@ -149,6 +174,8 @@ def render_timeline(
         thumb_tmp = Path(thumbnail_path).with_name(f".{Path(thumbnail_path).name}.partial.jpg")
     measured = None
     try:
+        if timeline.voice:
+            graph.voice_gain_db = _voice_gain(graph)
         if graph.has_audible_input:
             # Pass 1, audio only: mix every sound into a lossless file and measure it.
             log = run_ffmpeg(
@@ -243,6 +270,11 @@ class FilterGraph:
         if timeline.music:
             self.music_input = len(self.audio_inputs)
             self.audio_inputs.append(["-stream_loop", "-1", "-i", timeline.music])
+        self.voice_inputs: list[int] = []
+        for cue in timeline.voice:
+            self.voice_inputs.append(len(self.audio_inputs))
+            self.audio_inputs.append(["-i", cue.path])
+        self.voice_gain_db = 0.0
 
     @property
     def has_audible_input(self) -> bool:
@@ -274,7 +306,12 @@ class FilterGraph:
             label = f"v{i}"
             chains.append(self._video_segment(i, seg, label))
             labels.append(label)
-        chains.append(self._join_video(labels))
+        if t.subtitles is None:
+            chains.append(self._join_video(labels, "vout"))
+        else:
+            # Subtitles are drawn once over the joined video, so they cross transitions.
+            chains.append(self._join_video(labels, "vjoined"))
+            chains.append(f"[vjoined]{ass_filter(t.subtitles)}[vout]")
         return ";".join(chains)
 
     def _video_segment(self, i: int, seg: Segment, label: str) -> str:
@@ -290,14 +327,35 @@ class FilterGraph:
                 f":out_color_matrix=bt709:out_range=tv,setsar=1,format=yuv420p"
             )
             body = head + self._overlay_chain(i, "s")
+            if seg.motion in ("pan_up", "pan_down"):
+                body += f",scale={_even(t.width * PAN_SCALE)}:{_even(t.height * PAN_SCALE)}"
             # Decode and composite the image once, then repeat that frame.
             loop = f"loop=loop={frames - 1}:size=1:start=0"
-            return f"{body},{loop},{tail},trim=end_frame={frames}[{label}]"
+            motion = self._motion(seg, frames)
+            return f"{body},{loop}{motion},{tail},trim=end_frame={frames}[{label}]"
         fitted = self._fit(src, seg.info, f"f{i}")
         body = fitted + self._overlay_chain(i, f"o{i}")
         return (
             f"{body},tpad=stop_mode=clone:stop_duration=2,trim=end_frame={frames},{tail}[{label}]"
         )
+
+    def _motion(self, seg: StillSegment, frames: int) -> str:
+        """Ken Burns: per-frame zoom (scale with eval=frame, then a centred crop) or a pan
+        (a crop window moving down or up over the enlarged still), over the segment."""
+        t = self.t
+        if seg.motion == "none":
+            return ""
+        span = max(frames - 1, 1) / t.fps
+        clock = f",settb=1/{t.fps},setpts=N/{t.fps}/TB"
+        if seg.motion in ("zoom_in", "zoom_out"):
+            progress = f"(t/{span:.4f})" if seg.motion == "zoom_in" else f"(1-t/{span:.4f})"
+            grow = f"(1+{ZOOM}*{progress})"
+            return (
+                f"{clock},scale=w='2*trunc({t.width}*{grow}/2)':h='2*trunc({t.height}*{grow}/2)'"
+                f":eval=frame:flags=bilinear,crop={t.width}:{t.height}"
+            )
+        progress = f"(t/{span:.4f})" if seg.motion == "pan_down" else f"(1-t/{span:.4f})"
+        return f"{clock},crop={t.width}:{t.height}:x='(iw-ow)/2':y='(ih-oh)*{progress}'"
 
     def _fit(self, src: str, info: MediaInfo, tag: str) -> str:
         """Fit a clip to the frame: cover crops, contain letterboxes over a blurred fill."""
@@ -353,7 +411,7 @@ class FilterGraph:
             )
         return text
 
-    def _join_video(self, labels: list[str]) -> str:
+    def _join_video(self, labels: list[str], out: str) -> str:
         """Join segments; with transitions, only the overlapping frames go through xfade.
 
         ffmpeg 5.1's xfade processes every frame it passes on, and a chain of them runs
@@ -363,10 +421,10 @@ class FilterGraph:
         """
         t = self.t
         if len(labels) == 1:
-            return f"[{labels[0]}]null[vout]"
+            return f"[{labels[0]}]null[{out}]"
         if t.crossfade <= 0:
             joined = "".join(f"[{lb}]" for lb in labels)
-            return f"{joined}concat=n={len(labels)}:v=1:a=0[vout]"
+            return f"{joined}concat=n={len(labels)}:v=1:a=0[{out}]"
         kind = XFADE_TRANSITIONS.get(t.transition, "fade")
         overlap = round(t.crossfade * t.fps)
         last = len(labels) - 1
@@ -402,7 +460,7 @@ class FilterGraph:
                 pieces.append(f"[{label}x]")
             if body_end > body_start:
                 pieces.append(f"[{label}mc]")
-        parts.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0[vout]")
+        parts.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0[{out}]")
         return ";".join(parts)
 
     # ---- audio -------------------------------------------------------------------------
@@ -447,8 +505,57 @@ class FilterGraph:
             )
             chains.append("[amain][music]amix=inputs=2:duration=first:normalize=0[amixed]")
             mixed = "amixed"
+        if self.voice_inputs:
+            chains += self._voice_chains("voice", self.voice_inputs, self.voice_gain_db)
+            # The bed (clip sound and music) dips under the voice: volume automation from the
+            # known cue times, exact and deterministic, with short ramps.
+            chains.append(f"[{mixed}]volume='{self._duck_expression()}':eval=frame[ducked]")
+            chains.append("[ducked][voice]amix=inputs=2:duration=first:normalize=0[avoiced]")
+            mixed = "avoiced"
         chains.append(f"[{mixed}]atrim=duration={total},{EBUR128_FILTER}[amix]")
         return ";".join(chains)
+
+    def _voice_chains(self, out: str, inputs: Sequence[int], gain_db: float | None) -> list[str]:
+        """Every voice cue delayed to its start and mixed into one track of the video's length;
+        `inputs` are the cues' input numbers in the run the chains are for."""
+        t = self.t
+        chains, labels = [], []
+        for k, (n, cue) in enumerate(zip(inputs, t.voice, strict=True)):
+            delay = max(0, round(cue.start * 1000))
+            chains.append(
+                f"[{n}:a]asetpts=PTS-STARTPTS,{_AUDIO_FORMAT},adelay=delays={delay}:all=1[vc{k}]"
+            )
+            labels.append(f"[vc{k}]")
+        joined = "".join(labels)
+        gain = "" if gain_db is None else f",volume={gain_db:.2f}dB"
+        chains.append(
+            f"{joined}amix=inputs={len(labels)}:duration=longest:normalize=0{gain},"
+            f"apad,atrim=duration={t.duration:.3f}[{out}]"
+        )
+        return chains
+
+    def voice_measure_args(self) -> list[str]:
+        """An audio-only run that mixes the voice cues alone and measures their loudness."""
+        inputs = [arg for n in self.voice_inputs for arg in self.audio_inputs[n]]
+        chains = self._voice_chains("vm", range(len(self.voice_inputs)), None)
+        graph = ";".join([*chains, f"[vm]{EBUR128_FILTER}[vmeasured]"])
+        return [*inputs, "-filter_complex", graph, "-map", "[vmeasured]", "-f", "null", "-"]
+
+    def _duck_expression(self) -> str:
+        """Gain of the bed over time: 1, dipping to duck_db wherever a voice cue is heard."""
+        t = self.t
+        depth = 1 - 10 ** (t.duck_db / 20)
+        r = DUCK_RAMP
+        dips = [
+            f"clip((t-{c.start - r:.3f})/{r},0,1)*clip(({c.start + c.duration + r:.3f}-t)/{r},0,1)"
+            for c in t.voice
+        ]
+        if not dips:
+            return "1"
+        combined = dips[0]
+        for dip in dips[1:]:
+            combined = f"max({combined},{dip})"
+        return f"1-{depth:.4f}*{combined}"
 
     def encode_args(self) -> list[str]:
         e, t = self.t.encoder, self.t
@@ -491,6 +598,15 @@ class FilterGraph:
 
 
 _AUDIO_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+
+
+def _voice_gain(graph: FilterGraph) -> float:
+    """dB that brings the voice track to VOICE_LUFS (measured on its own, audio only)."""
+    log = run_ffmpeg(graph.voice_measure_args(), what="voice loudness measurement")
+    measured = parse_ebur128_summary(log)
+    if measured.silent or not math.isfinite(measured.integrated_lufs):
+        return 0.0
+    return max(-30.0, min(30.0, VOICE_LUFS - measured.integrated_lufs))
 
 
 def _clip_input(seg: ClipSegment) -> list[str]:

@@ -1,0 +1,122 @@
+"""script: the validated words of the video, chapters of scenes."""
+
+import dagster as dg
+from pydantic import ValidationError
+
+from shorts_pipeline.assets.common import OWNERS, markdown_table, project_of, require_format
+from shorts_pipeline.models import ProjectFormat, ScriptSettings, Selections, VideoScript
+from shorts_pipeline.partitions import project_partitions
+from shorts_pipeline.resources.catalog import CatalogResource
+from shorts_pipeline.resources.llm import (
+    ScriptError,
+    ScriptWriterResource,
+    check_script,
+    speaking_seconds,
+)
+
+
+class ScriptConfig(dg.Config):
+    """Run config: replace the script with this one (VideoScript JSON). It is kept in the
+    catalog, so later runs use it too, as `shorts script KEY --edit FILE` does."""
+
+    script_json: str | None = None
+
+
+@dg.asset(
+    partitions_def=project_partitions,
+    group_name="production",
+    kinds={"openai", "python"},
+    owners=OWNERS,
+    pool="network",
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+)
+def script(
+    context: dg.AssetExecutionContext,
+    config: ScriptConfig,
+    selections: Selections,
+    catalog: CatalogResource,
+    script_writer: ScriptWriterResource,
+) -> dg.MaterializeResult[VideoScript]:
+    """The script as chapters of scenes (narration, on-screen text, b-roll keywords), written
+    by the project's writer — the offline writer (deterministic, from the title, the source
+    text or the ranked clips) or any OpenAI-compatible chat API with a validated structured
+    answer and one repair round — unless the creator replaced it (`shorts script KEY --edit`
+    or run config), which always wins."""
+    project = project_of(context, catalog)
+    require_format(project, ProjectFormat.ranking, ProjectFormat.explainer)
+    settings = project.settings.script
+    notes: list[str] = []
+    attempts = 0
+    if config.script_json:
+        written = _parse_edit(config.script_json)
+        check_or_fail(written, project.settings.script)
+        catalog.set_script_override(project.key, written)
+        notes.append("replaced by run config (kept in the catalog for later runs)")
+    elif (edited := catalog.script_override(project.key)) is not None:
+        written = edited
+        check_or_fail(written, project.settings.script)
+        notes.append("the creator's edit (`shorts script --edit`)")
+    else:
+        try:
+            result = script_writer.write(project, selections.clips)
+        except ScriptError as err:
+            raise dg.Failure(description=str(err), allow_retries=err.retryable) from err
+        written, attempts = result.script, result.attempts
+        notes += result.notes
+        if result.repaired:
+            notes.append("the first answer was invalid; the repair round fixed it")
+    for note in notes:
+        context.log.info(note)
+    scenes = written.scene_chapters()
+    estimate = sum(speaking_seconds(s.narration, written.language) for _, _, s in scenes)
+    table = markdown_table(
+        ["#", "chapter", "role", "narration", "on screen", "b-roll"],
+        (
+            [
+                n + 1,
+                ch.title,
+                sc.role,
+                sc.narration,
+                sc.on_screen_text,
+                ", ".join(sc.broll_keywords),
+            ]
+            for n, (_, ch, sc) in enumerate(scenes)
+        ),
+    )
+    return dg.MaterializeResult(
+        value=written,
+        metadata={
+            "script": dg.MetadataValue.md(written.to_markdown()),
+            "scenes": dg.MetadataValue.md(table),
+            "scene_count": len(scenes),
+            "chapter_count": len(written.chapters),
+            "writer": written.writer,
+            "language": written.language,
+            "estimated_speech_s": round(estimate, 1),
+            "target_s": settings.target_seconds,
+            "llm_attempts": attempts,
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
+        },
+    )
+
+
+def _parse_edit(raw: str) -> VideoScript:
+    try:
+        script = VideoScript.model_validate_json(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'script'}: {e['msg']}"
+            for e in err.errors()[:5]
+        )
+        raise dg.Failure(
+            description=f"the replacement script is not a valid VideoScript: {problems}",
+            allow_retries=False,
+        ) from err
+    return script.model_copy(update={"writer": "edited"})
+
+
+def check_or_fail(script: VideoScript, settings: ScriptSettings) -> None:
+    try:
+        check_script(script, settings)
+    except ScriptError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from err

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,46 @@ from shorts_pipeline.models import ProjectFormat, ProjectSettings, ProjectSpec
 console = Console(stderr=True)
 out = Console()
 
-STAGES = ["search_results", "selections", "slides", "video", "upload"]
+STAGES = ["search_results", "selections", "script", "narration", "slides", "video", "upload"]
 STAGE_LABELS = {
     "search_results": "search",
     "selections": "select",
+    "script": "script",
+    "narration": "voice",
     "slides": "slides",
     "video": "video",
     "upload": "upload",
 }
+# Progress-bar weight of each stage (the render dominates).
+STAGE_WEIGHTS = {
+    "search_results": 4,
+    "selections": 8,
+    "script": 3,
+    "narration": 6,
+    "slides": 4,
+    "video": 70,
+    "upload": 5,
+}
+
+
+@dataclass(frozen=True)
+class DemoProject:
+    title: str
+    format: str
+    keywords: tuple[str, ...] = ()
+    language: str = "en"
+    source_text: str | None = None  # a file in shorts_pipeline/demo_texts
+
+
 DEMO_PROJECTS = [
-    ("Top 5 football skills of the year", ["football", "skills"]),
+    DemoProject("Top 5 football skills of the year", "ranking", ("football", "skills")),
+    DemoProject(
+        "축구 드리블, 이렇게 연습하세요",
+        "explainer",
+        ("football", "dribbling"),
+        language="ko",
+        source_text="ko_dribbling.md",
+    ),
 ]
 
 
@@ -66,8 +97,8 @@ def demo(as_json: bool) -> None:
         make_demo_library(library, progress=lambda f: progress.update(task, completed=f * 100))
     catalog = _catalog()
     results = []
-    for title, keywords in DEMO_PROJECTS:
-        spec = _existing_or_new(catalog, title, keywords)
+    for project in DEMO_PROJECTS:
+        spec = _existing_or_new(catalog, project)
         console.print(f"[bold]project[/] {spec.key} — {escape(spec.title)}")
         results.append(_run_project(spec.key))
     failed = [r for r in results if not r["success"]]
@@ -103,7 +134,34 @@ def demo(as_json: bool) -> None:
     "--url", "urls", multiple=True, help="Video, playlist or channel URL to rank (repeat)."
 )
 @click.option("--count", type=click.IntRange(1, 10), default=5, show_default=True)
-@click.option("--language", default="en", show_default=True)
+@click.option(
+    "--language",
+    help="Language of the script and voice (en, ko, …); default: guessed from the text, else en.",
+)
+@click.option(
+    "--source-text",
+    type=click.File("r", encoding="utf-8"),
+    help="Explainer: the article, notes or training text to explain ('-' reads stdin).",
+)
+@click.option(
+    "--writer",
+    type=click.Choice(["offline", "openai"]),
+    default="offline",
+    show_default=True,
+    help="Who writes the script: the offline writer or an OpenAI-compatible chat API.",
+)
+@click.option(
+    "--voice-engine",
+    type=click.Choice(["espeak", "gtts", "openai"]),
+    default="espeak",
+    show_default=True,
+)
+@click.option("--voice", help="Voice name of the engine (default: the language's voice).")
+@click.option(
+    "--target-seconds", type=click.FloatRange(5, 180), help="Spoken length the script aims for."
+)
+@click.option("--no-narration", is_flag=True, help="No voice (and so no subtitles).")
+@click.option("--no-subtitles", is_flag=True, help="Do not burn subtitles in.")
 @click.option("--fit", type=click.Choice(["cover", "contain"]), default="cover", show_default=True)
 @click.option(
     "--transition",
@@ -126,7 +184,14 @@ def add(
     search_source: str,
     urls: tuple[str, ...],
     count: int,
-    language: str,
+    language: str | None,
+    source_text: Any,
+    writer: str,
+    voice_engine: str,
+    voice: str | None,
+    target_seconds: float | None,
+    no_narration: bool,
+    no_subtitles: bool,
     fit: str,
     transition: str,
     trim: str,
@@ -138,10 +203,13 @@ def add(
     """Register a project; prints its key."""
     from shorts_pipeline.resources.catalog import ProjectExistsError
 
-    if fmt != ProjectFormat.ranking.value:
+    if fmt == ProjectFormat.extend.value:
         raise CommandError(
-            f"the {fmt} format is not available in this version yet; use --format ranking"
+            "the extend format is not available in this version yet; use ranking or explainer"
         )
+    text = source_text.read() if source_text is not None else None
+    if text is not None and fmt != ProjectFormat.explainer.value:
+        raise CommandError("--source-text is for explainers: add --format explainer")
     if library and not Path(library).is_dir():
         raise CommandError(f"library folder {library} does not exist")
     if search_source == "tiktok" and not urls:
@@ -153,9 +221,18 @@ def add(
         raise CommandError(f"not a URL: {', '.join(bad)} (use http:// or https:// addresses)")
     when = _parse_time(publish_at) if publish_at else None
     words = [w.strip() for k in keywords for w in k.split(",") if w.strip()]
+    from shorts_pipeline.models import ScriptSettings, SubtitleSettings, VoiceSettings
+
+    script_settings = ScriptSettings(writer=writer)  # type: ignore[arg-type]
+    if target_seconds is not None:
+        script_settings = script_settings.model_copy(update={"target_seconds": target_seconds})
     settings = ProjectSettings(
         count=count,
-        language=language,
+        language=language or _guess_language(f"{title} {text or ''}"),
+        narration=not no_narration,
+        script=script_settings,
+        voice=VoiceSettings(engine=voice_engine, voice=voice),  # type: ignore[arg-type]
+        subtitles=SubtitleSettings(enabled=not no_subtitles),
         fit=fit,
         transition=transition,
         trim=trim,
@@ -166,7 +243,13 @@ def add(
     )
     try:
         spec = _catalog().add_project(
-            title, fmt, keywords=words, settings=settings, publish_at=when, review=review
+            title,
+            fmt,
+            keywords=words,
+            settings=settings,
+            publish_at=when,
+            review=review,
+            source_text=text,
         )
     except ProjectExistsError as err:
         raise CommandError(str(err)) from err
@@ -263,6 +346,56 @@ def select(key: str, clip_ids: tuple[str, ...], auto: bool) -> None:
 
 
 @main.command()
+@click.argument("key")
+@click.option(
+    "--edit",
+    "edit_file",
+    type=click.File("r", encoding="utf-8"),
+    help="Replace the script with this file (VideoScript JSON, as `--json` prints it).",
+)
+@click.option("--reset", is_flag=True, help="Forget the edit: the writer writes it again.")
+@click.option("--no-run", is_flag=True, help="Store the edit without re-rendering.")
+@click.option("--json", "as_json", is_flag=True, help="Print the script as JSON.")
+def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -> None:
+    """Show the project's script, or replace it (`--edit FILE`): the narration, slides, video
+    and upload of that project are then made again from the new script."""
+    from pydantic import ValidationError
+
+    from shorts_pipeline.models import VideoScript
+
+    spec = _project(key)
+    catalog = _catalog()
+    if edit_file is not None or reset:
+        if edit_file is not None:
+            try:
+                edited = VideoScript.model_validate_json(edit_file.read())
+            except ValidationError as err:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'script'}: {e['msg']}"
+                    for e in err.errors()[:5]
+                )
+                raise CommandError(f"{edit_file.name} is not a valid script: {problems}") from err
+            catalog.set_script_override(spec.key, edited.model_copy(update={"writer": "edited"}))
+            console.print(f"{key}: script replaced ({len(edited.scenes())} scenes)")
+        else:
+            catalog.set_script_override(spec.key, None)
+            console.print(f"{key}: the edit is forgotten; the writer writes the script again")
+        if no_run:
+            return
+        result = _run_project(key, selection=STAGES[STAGES.index("script") :])
+        if result["success"]:
+            click.echo(result["video_path"])
+        sys.exit(0 if result["success"] else 1)
+    current = catalog.script_override(spec.key) or _load_asset("script", key)
+    if current is None:
+        raise CommandError(f"{key} has no script yet: `shorts run {key}` writes one")
+    if as_json:
+        click.echo(current.model_dump_json(indent=2))
+    else:
+        click.echo(current.to_markdown())
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
     """Check ffmpeg, fonts, speech, storage and the catalog; say how to fix each problem."""
@@ -324,21 +457,39 @@ def _project(key: str) -> ProjectSpec:
         raise CommandError(str(err)) from err
 
 
-def _existing_or_new(catalog: Any, title: str, keywords: list[str]) -> ProjectSpec:
+def _existing_or_new(catalog: Any, project: DemoProject) -> ProjectSpec:
+    from importlib import resources
+
     from shorts_pipeline.keys import project_key
     from shorts_pipeline.resources.catalog import ProjectNotFoundError
 
-    key = project_key(title, "ranking")
+    key = project_key(project.title, project.format)
     try:
         spec = catalog.get_project(key)
     except ProjectNotFoundError:
-        spec = catalog.add_project(title, "ranking", keywords=keywords)
+        text = None
+        if project.source_text:
+            text = (
+                resources.files("shorts_pipeline.demo_texts")
+                .joinpath(project.source_text)
+                .read_text(encoding="utf-8")
+            )
+        spec = catalog.add_project(
+            project.title,
+            project.format,
+            keywords=list(project.keywords),
+            settings=ProjectSettings(language=project.language),
+            source_text=text,
+        )
     _instance().add_dynamic_partitions("project", [spec.key])
     return spec
 
 
-def _run_project(key: str) -> dict[str, Any]:
-    """Run the production job for one partition in this process, showing its progress."""
+def _run_project(key: str, selection: list[str] | None = None) -> dict[str, Any]:
+    """Run the production job (or the `selection` of its assets) for one partition in this
+    process, showing its progress."""
+
+    import dagster as dg
 
     from shorts_pipeline.definitions import defs
     from shorts_pipeline.models import ProjectStatus
@@ -355,12 +506,15 @@ def _run_project(key: str) -> dict[str, Any]:
     # the step (ffmpeg is killed, temp files removed); the bar follows the event log beside it.
     with _bar(key) as (progress, task):
         follower = threading.Thread(
-            target=_follow_run, args=(instance, run_id, done, progress, task), daemon=True
+            target=_follow_run,
+            args=(instance, run_id, done, progress, task, selection),
+            daemon=True,
         )
         follower.start()
         try:
             result = job.execute_in_process(
                 partition_key=key,
+                asset_selection=[dg.AssetKey(a) for a in selection] if selection else None,
                 instance=instance,
                 run_id=run_id,
                 raise_on_error=False,
@@ -409,7 +563,12 @@ def _run_project(key: str) -> dict[str, Any]:
 
 
 def _follow_run(
-    instance: Any, run_id: str, done: threading.Event, progress: Progress, task: Any
+    instance: Any,
+    run_id: str,
+    done: threading.Event,
+    progress: Progress,
+    task: Any,
+    selection: list[str] | None = None,
 ) -> None:
     """Drive the bar from the run's event log: steps done, and ffmpeg's progress inside."""
     from dagster import DagsterEventType
@@ -417,7 +576,9 @@ def _follow_run(
     cursor = None
     done_steps = 0
     render_fraction = 0.0
-    weights = {"search_results": 5, "selections": 10, "slides": 5, "video": 75, "upload": 5}
+    stages = selection or STAGES
+    scale = 100 / sum(STAGE_WEIGHTS[s] for s in stages)
+    weights = {s: STAGE_WEIGHTS[s] * scale for s in stages}
     finished: set[str] = set()
     current = ""
     while True:
@@ -500,16 +661,25 @@ def _candidate_ids(key: str) -> set[str] | None:
 
 
 def _load_search_results(key: str) -> Any:
+    return _load_asset("search_results", key)
+
+
+def _load_asset(asset: str, key: str) -> Any:
     import dagster as dg
 
     from shorts_pipeline.definitions import defs
 
     try:
-        return defs.load_asset_value(
-            dg.AssetKey("search_results"), partition_key=key, instance=_instance()
-        )
+        return defs.load_asset_value(dg.AssetKey(asset), partition_key=key, instance=_instance())
     except Exception:  # not materialised yet
         return None
+
+
+def _guess_language(text: str) -> str:
+    """ko when most letters are Hangul, else en (pass --language for anything else)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    hangul = sum(1 for ch in letters if "\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff")
+    return "ko" if letters and hangul / len(letters) > 0.3 else "en"
 
 
 def _print_candidates(key: str) -> None:

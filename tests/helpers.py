@@ -12,12 +12,20 @@ from shorts_pipeline.assets import production_assets
 from shorts_pipeline.models import ProjectSettings
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import LocalLibrarySource
+from shorts_pipeline.resources.llm import ScriptWriterResource
 from shorts_pipeline.resources.media_store import MediaStoreResource
+from shorts_pipeline.resources.tts import TtsResource
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 # Short clips and cards: a whole ranking renders in a few seconds, still at 1080x1920.
+# Silent unless a test asks for narration (tests/test_explainer.py does).
 FAST_SETTINGS: dict[str, Any] = dict(
-    count=3, clip_min_seconds=1.5, clip_max_seconds=1.5, title_seconds=1.0, outro_seconds=1.0
+    count=3,
+    clip_min_seconds=1.5,
+    clip_max_seconds=1.5,
+    title_seconds=1.0,
+    outro_seconds=1.0,
+    narration=False,
 )
 
 
@@ -39,6 +47,8 @@ def project_resources(
         "media_store": MediaStoreResource(url=media_url),
         "library": LocalLibrarySource(directory=str(library)),
         "ytdlp": ytdlp or YtDlpSource(),
+        "script_writer": ScriptWriterResource(),
+        "tts": TtsResource(),
     }
 
 

@@ -23,7 +23,7 @@ from shorts_pipeline.resources.tts import TtsError, TtsResource
     group_name="production",
     kinds={"espeak", "wav"},
     owners=OWNERS,
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
 )
 def narration(
     context: dg.AssetExecutionContext,

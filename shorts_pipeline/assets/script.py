@@ -28,7 +28,7 @@ class ScriptConfig(dg.Config):
     kinds={"openai", "python"},
     owners=OWNERS,
     pool="network",
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
 )
 def script(
     context: dg.AssetExecutionContext,

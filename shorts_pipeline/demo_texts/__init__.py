@@ -1,0 +1,1 @@
+"""Source texts the demo explainers are written from."""

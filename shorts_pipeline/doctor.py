@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from shorts_pipeline.home import library_dir, shorts_home
 
-REQUIRED_FILTERS = ["xfade", "loudnorm", "ebur128", "overlay", "boxblur", "acrossfade", "amix"]
+REQUIRED_FILTERS = [
+    "xfade",
+    "loudnorm",
+    "ebur128",
+    "overlay",
+    "boxblur",
+    "acrossfade",
+    "amix",
+    "adelay",
+    "ass",  # burned subtitles (libass)
+]
 
 
 @dataclass
@@ -36,6 +46,7 @@ def run_checks() -> list[Check]:
         _ffprobe(),
         _fonts(),
         _espeak(),
+        _openai_key(),
         _home(),
         _catalog(),
         _media_store(),
@@ -104,16 +115,32 @@ def _fonts() -> Check:
 
 
 def _espeak() -> Check:
-    path = shutil.which("espeak-ng")
+    """The offline voice: narration is on by default, so its library is required."""
+    from shorts_pipeline.resources.espeak_lib import library_path
+
+    path = library_path()
     if not path:
         return Check(
             "espeak-ng",
             False,
-            "not found (needed for narration)",
+            "libespeak-ng not found (the offline voice of every narrated video)",
             _install_hint("espeak-ng", "espeak-ng"),
-            required=False,
         )
-    return Check("espeak-ng", True, path, required=False)
+    return Check("espeak-ng", True, path)
+
+
+def _openai_key() -> Check:
+    """Only projects with writer/voice 'openai' need a key; its value is never shown."""
+    if os.environ.get("OPENAI_API_KEY"):
+        base = os.environ.get("OPENAI_BASE_URL", "api.openai.com")
+        return Check("openai", True, f"OPENAI_API_KEY is set; endpoint {base}", required=False)
+    return Check(
+        "openai",
+        False,
+        "OPENAI_API_KEY is not set: the offline writer and espeak-ng are used",
+        "export OPENAI_API_KEY=... (and OPENAI_BASE_URL for Ollama/vLLM) to use an LLM",
+        required=False,
+    )
 
 
 def _home() -> Check:

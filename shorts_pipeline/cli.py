@@ -223,7 +223,7 @@ def add(
     words = [w.strip() for k in keywords for w in k.split(",") if w.strip()]
     from shorts_pipeline.models import ScriptSettings, SubtitleSettings, VoiceSettings
 
-    script_settings = ScriptSettings(writer=writer)  # type: ignore[arg-type]
+    script_settings = ScriptSettings(writer=writer)
     if target_seconds is not None:
         script_settings = script_settings.model_copy(update={"target_seconds": target_seconds})
     settings = ProjectSettings(
@@ -231,7 +231,7 @@ def add(
         language=language or _guess_language(f"{title} {text or ''}"),
         narration=not no_narration,
         script=script_settings,
-        voice=VoiceSettings(engine=voice_engine, voice=voice),  # type: ignore[arg-type]
+        voice=VoiceSettings(engine=voice_engine, voice=voice),
         subtitles=SubtitleSettings(enabled=not no_subtitles),
         fit=fit,
         transition=transition,

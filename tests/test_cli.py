@@ -34,7 +34,7 @@ def test_add_prints_a_safe_key_and_registers_the_partition(shorts_home):
     [row] = json.loads(out)
     assert row["key"] == key and row["title"] == "축구 묘기 🔥 ../../etc"
     assert row["stages"] == dict.fromkeys(
-        ["search_results", "selections", "slides", "video", "upload"]
+        ["search_results", "selections", "script", "narration", "slides", "video", "upload"]
     )
     import dagster as dg
 
@@ -103,21 +103,29 @@ def test_demo_makes_a_real_video_offline(shorts_home):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    [result] = json.loads(proc.stdout)
-    assert result["success"]
-    video = Path(result["video_path"])
-    assert video.is_file() and video.is_relative_to(shorts_home)
-    facts = inspect_video(video)
-    assert (facts.width, facts.height, facts.fps) == (1080, 1920, 30)
-    assert 15 < facts.duration <= 60
-    assert facts.loudness.integrated_lufs == pytest.approx(-14, abs=1)
+    ranking, explainer = json.loads(proc.stdout)
+    assert ranking["success"] and explainer["success"]
+    for result in (ranking, explainer):
+        video = Path(result["video_path"])
+        assert video.is_file() and video.is_relative_to(shorts_home)
+        facts = inspect_video(video)
+        assert (facts.width, facts.height, facts.fps) == (1080, 1920, 30)
+        assert 15 < facts.duration <= 60
+        assert facts.loudness.integrated_lufs == pytest.approx(-14, abs=1)
+        # Narrated, with subtitles that follow the voice: an SRT next to the video.
+        srt = (video.parent / "subtitles.srt").read_text(encoding="utf-8")
+        assert srt.count(" --> ") >= 5
+    assert re.search(
+        "[가-힣]", (Path(explainer["video_path"]).parent / "subtitles.srt").read_text()
+    )
     assert (shorts_home / "library" / "catalog.json").is_file()
 
-    # The run is in the Dagster instance the UI reads, every stage materialised.
+    # The runs are in the Dagster instance the UI reads, every stage materialised.
     code, out = invoke("status", "--json")
     assert code == 0
-    [row] = json.loads(out)
-    assert row["status"] == "uploaded" and all(row["stages"].values())
+    rows = json.loads(out)
+    assert [r["format"] for r in rows] == ["ranking", "explainer"]
+    assert all(r["status"] == "uploaded" and all(r["stages"].values()) for r in rows)
 
 
 @pytest.mark.slow
@@ -150,7 +158,12 @@ def test_ctrl_c_during_the_render_keeps_nothing_half_written(shorts_home, clip_l
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "interrupted" in err
-    assert not [p for p in shorts_home.rglob("*") if "partial" in p.name or p.name.endswith(".wav")]
+    leftovers = [
+        p
+        for p in shorts_home.rglob("*")
+        if "partial" in p.name or p.name.endswith(("mix.wav", "limited.wav"))
+    ]
+    assert not leftovers
     assert not (shorts_home / "media" / "projects" / spec.key / "video.mp4").exists()
     project = CatalogResource().get_project(spec.key)
     assert project.status.value == "failed"

@@ -20,7 +20,7 @@ from shorts_pipeline.resources.catalog import CatalogResource
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["search_results", "selections", "slides", "video", "upload"]
+STAGES = ["search_results", "selections", "script", "narration", "slides", "video", "upload"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -58,8 +58,10 @@ def test_graph_shape_and_what_the_ui_shows():
     assert deps == {
         "search_results": [],
         "selections": ["search_results"],
-        "slides": ["selections"],
-        "video": ["selections", "slides"],
+        "script": ["selections"],
+        "narration": ["script"],
+        "slides": ["narration", "script", "selections"],
+        "video": ["narration", "script", "selections", "slides"],
         "upload": ["video"],
     }
     for key in graph.get_all_asset_keys():

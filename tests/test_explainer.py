@@ -3,6 +3,7 @@ real offline writer, real espeak-ng, real libass and real ffmpeg."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -146,7 +147,7 @@ def test_explainer_end_to_end_with_voice_subtitles_and_broll(clip_library, short
     assert cues
     starts = [c[0] for c in cues]
     assert starts == sorted(starts)
-    assert all(a[1] <= b[0] + 1e-3 for a, b in zip(cues, cues[1:], strict=False)), "no overlap"
+    assert all(a[1] <= b[0] + 1e-3 for a, b in itertools.pairwise(cues)), "no overlap"
     assert all(0 <= s < e <= facts.duration + 0.05 for s, e, _ in cues)
     heard = [w for s in narration.scenes for w in spoken_words(s.text)]
     shown = [w for _, _, text in cues for w in text.split()]

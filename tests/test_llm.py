@@ -391,7 +391,7 @@ def test_check_script_accepts_a_script_within_the_limits() -> None:
 def test_speaking_seconds_follows_each_script() -> None:
     english = " ".join(["word"] * 26)
     assert speaking_seconds(english, "en") == pytest.approx(10.0)
-    assert speaking_seconds("가" * 70, "ko") == pytest.approx(10.0)
+    assert speaking_seconds("가" * 53, "ko") == pytest.approx(10.0)
     assert speaking_seconds("中" * 50, "zh") == pytest.approx(10.0)
     # Markup, links and emoji are not spoken.
     marked_up = f"**{english}** https://example.com/x 🚀🚀"

@@ -22,9 +22,9 @@ def upload(
     catalog: CatalogResource,
     media_store: MediaStoreResource,
 ) -> dg.MaterializeResult[UploadRecord]:
-    """The rendered video, its thumbnail and subtitles (SRT) copied to `public/<project>/` in the media store
-    (a local folder, or S3 by configuration), with the URL a player or publisher uses and a
-    SHA-256 that later stages verify before publishing."""
+    """The rendered video, its thumbnail and subtitles (SRT) copied to `public/<project>/` in
+    the media store (a local folder, or S3 by configuration), with the URL a player or
+    publisher uses and a SHA-256 that later stages verify before publishing."""
     project = project_of(context, catalog)
     name = slugify(project.title, fallback=project.key)
     video_key = media_store.put(

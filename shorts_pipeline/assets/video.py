@@ -15,6 +15,7 @@ from shorts_pipeline.models import (
     ProjectSettings,
     ProjectSpec,
     ProjectStatus,
+    SceneAudio,
     Selections,
     SlideSet,
     VideoRecord,
@@ -319,16 +320,15 @@ def _cues(timeline: Timeline, narration: Narration, settings: ProjectSettings) -
     """Subtitle cues for every voice cue of the timeline, from the scenes' word timings."""
     if not settings.subtitles.enabled or not timeline.voice:
         return []
-    by_path = {}
-    for scene in narration.scenes:
-        if scene.media_key:
-            by_path[Path(scene.media_key).name] = scene
+    by_path: dict[str, SceneAudio] = {
+        Path(scene.media_key).name: scene for scene in narration.scenes if scene.media_key
+    }
     starts = timeline.segment_starts()
     ends = [start + seg.duration for start, seg in zip(starts, timeline.segments, strict=True)]
     spoken = []
     for cue in timeline.voice:
-        scene = by_path.get(Path(cue.path).name)
-        if scene is None:
+        found = by_path.get(Path(cue.path).name)
+        if found is None:
             continue
         # A cue never runs past the end of the segment it is spoken over.
         limit = next((end for end in ends if end > cue.start + 1e-6), timeline.duration)
@@ -336,8 +336,8 @@ def _cues(timeline: Timeline, narration: Narration, settings: ProjectSettings) -
             SpokenScene(
                 start=cue.start,
                 duration=cue.duration,
-                text=scene.text,
-                words=tuple((w.word, w.start, w.end) for w in scene.words),
+                text=found.text,
+                words=tuple((w.word, w.start, w.end) for w in found.words),
                 end_limit=min(limit, timeline.duration),
             )
         )

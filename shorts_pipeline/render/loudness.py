@@ -1,8 +1,11 @@
 """Loudness measurement (EBU R128) and the two-pass normalisation built on it.
 
 The first pass measures with `ebur128` (cheap: no 192 kHz resampling, unlike loudnorm's
-own analysis); the second applies `loudnorm` in linear mode with those numbers, which is a
-plain gain unless the true-peak ceiling forces its limiter.
+own analysis); the second applies the gain that brings the measured loudness to the target.
+When that gain would push peaks over the ceiling (speech is peaky: espeak-ng's voice sits
+~14 dB above its loudness), a look-ahead limiter shaves the peaks instead. loudnorm's own
+linear mode silently falls back to its dynamic mode in that case, which misses the target
+by a LU or more on short videos.
 """
 
 from __future__ import annotations
@@ -55,17 +58,50 @@ def parse_ebur128_summary(log: str) -> Loudness:
     )
 
 
+# Sample-peak ceiling of the limiter: intersample peaks add up to ~0.5 dB, so −2 dBFS sample
+# peaks keep true peaks under −1 dBTP.
+LIMITER_CEILING_DB = -2.0
+
+
 def loudnorm_filter(measured: Loudness, target: float = TARGET_LUFS) -> str:
-    """The second pass: linear gain to `target`, limited to the true-peak ceiling."""
+    """The second pass: a plain gain to `target`, with a limiter when peaks would clip."""
     if measured.silent:
-        # Nothing to normalise (and loudnorm cannot take -inf).
-        return "anull"
-    return (
-        f"loudnorm=I={target}:TP={LOUDNORM_TP}:LRA={max(LOUDNORM_LRA, measured.lra + 1):.1f}"
-        f":measured_I={measured.integrated_lufs}:measured_TP={measured.true_peak_dbtp}"
-        f":measured_LRA={measured.lra}:measured_thresh={measured.threshold_lufs}"
-        ":linear=true:print_format=none"
+        return "anull"  # nothing to normalise
+    gain = target - measured.integrated_lufs
+    if measured.true_peak_dbtp + gain <= LOUDNORM_TP:
+        return f"volume={gain:.2f}dB"
+    ceiling = 10 ** (LIMITER_CEILING_DB / 20)
+    return f"volume={gain:.2f}dB,alimiter=limit={ceiling:.4f}:attack=5:release=60:level=0:latency=1"
+
+
+def prelimit(mix: Path, measured: Loudness, target: float = TARGET_LUFS) -> tuple[Path, Loudness]:
+    """When the gain to `target` needs the limiter, limit `mix` once and measure it again.
+
+    Limiting takes some loudness away with the peaks (0.5–1 LU on speech); the render pass
+    then applies only the small gain that is left, so the result lands on the target. Audio
+    only: a minute of audio takes a fraction of a second. Returns the file to use and its
+    loudness (`mix` unchanged when no limiting is needed)."""
+    if (
+        measured.silent
+        or measured.true_peak_dbtp + target - measured.integrated_lufs <= LOUDNORM_TP
+    ):
+        return mix, measured
+    limited = mix.with_name(mix.stem + ".limited.wav")
+    log = run_ffmpeg(
+        [
+            "-i",
+            str(mix),
+            "-af",
+            f"{loudnorm_filter(measured, target)},{EBUR128_FILTER}",
+            "-c:a",
+            "pcm_f32le",
+            "-f",
+            "wav",
+            str(limited),
+        ],
+        what="loudness limiting",
     )
+    return limited, parse_ebur128_summary(log)
 
 
 def _number(pattern: str, text: str) -> float:

@@ -1,7 +1,7 @@
 """Text as it is spoken and subtitled: Markdown, URLs, emoji and stray symbols removed.
 
 A script line like "**Step 1:** see https://x.io 🚀 — it's *fast*" is read aloud and shown as
-"Step 1: see — it's fast": the voice engine never spells out asterisks or a URL, and the
+"Step 1: see it's fast": the voice engine never spells out asterisks or a URL, and the
 subtitles show exactly the words that are heard, so word timings line up with them.
 Letters of every script (Hangul, Arabic, CJK…), digits and ordinary punctuation are kept.
 """
@@ -28,7 +28,9 @@ _REPEATED_PUNCT = re.compile(r"([,;:])(\s*[,;:])+")
 
 # Punctuation and symbols a voice reads or pauses on naturally; other symbols are dropped.
 _KEEP_SYMBOLS = set(".,;:!?'\"()-–—%&+/…·«»“”‘’。、，！？「」『』（）〜~$€£¥₩#@=")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])\s+|(?<=[.!?。！？])(?=[^\s.!?。！？'\"”’)])(?=\S)")
+# A sentence ends at . ! ? … followed by a space ("3.5" and "e.g." stay whole), or right
+# after a full-width 。！？ (Chinese and Japanese put no space after them).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*")
 
 
 def spoken_text(text: str) -> str:

@@ -12,8 +12,9 @@ once), makes pixels square, draws its overlays (small RGBA PNGs, not full frames
 or trims to the exact planned length so transition offsets are exact. Every branch ends in
 yuv420p with a 1/30 timebase, which `xfade` requires. Audio: each clip's track (or silence
 where it has none) resampled to 48 kHz stereo, cross-faded in step with the video, mixed
-with a music bed (`amix normalize=0`), then normalised to −14 LUFS with loudnorm's linear
-mode using the first pass's measurement.
+with a music bed (`amix normalize=0`) and the narration (the bed ducked under it), then
+normalised to −14 LUFS with a gain from the first pass's measurement (and a limiter where
+the peaks need it, see `loudness.prelimit`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from shorts_pipeline.render.loudness import (
     Loudness,
     loudnorm_filter,
     parse_ebur128_summary,
+    prelimit,
 )
 from shorts_pipeline.render.probe import MediaInfo
 from shorts_pipeline.render.subtitles import ass_filter
@@ -50,6 +52,7 @@ PAN_SCALE = 1.08  # a panned still is enlarged this much, and travels the differ
 # The voice is brought to this loudness before it is mixed; the whole mix is normalised
 # afterwards, so this sets the voice's level relative to the music and clip sound.
 VOICE_LUFS = -16.0
+VOICE_COMPRESSOR = "acompressor=threshold=0.1:ratio=3:attack=8:release=120:makeup=1"
 DUCK_RAMP = 0.2  # seconds the bed takes to dip under the voice and to come back
 
 # Our transition names mapped to xfade's; "slide" moves upwards, which reads naturally on a
@@ -173,6 +176,7 @@ def render_timeline(
     if thumbnail_path is not None:
         thumb_tmp = Path(thumbnail_path).with_name(f".{Path(thumbnail_path).name}.partial.jpg")
     measured = None
+    mix_used = mix
     try:
         if timeline.voice:
             graph.voice_gain_db = _voice_gain(graph)
@@ -194,7 +198,8 @@ def render_timeline(
                 what="audio mix and loudness analysis",
             )
             measured = parse_ebur128_summary(log)
-        audio_args, audio_filter = graph.final_audio(mix if measured else None, measured)
+            mix_used, measured = prelimit(mix, measured, timeline.loudness_lufs)
+        audio_args, audio_filter = graph.final_audio(mix_used if measured else None, measured)
         video_graph = graph.video_graph()
         outputs = ["-map", "[vout]", "-map", "[aout]", *graph.encode_args(), str(tmp)]
         # Pass 2: the one process that decodes, composites and encodes the video.
@@ -222,7 +227,7 @@ def render_timeline(
             os.replace(thumb_tmp, thumbnail_path)
         os.replace(tmp, out)
     finally:
-        for leftover in (tmp, thumb_tmp, mix):
+        for leftover in (tmp, thumb_tmp, mix, mix.with_name(mix.stem + ".limited.wav")):
             if leftover is not None and leftover.exists():
                 leftover.unlink()
     return RenderResult(
@@ -352,10 +357,10 @@ class FilterGraph:
             grow = f"(1+{ZOOM}*{progress})"
             return (
                 f"{clock},scale=w='2*trunc({t.width}*{grow}/2)':h='2*trunc({t.height}*{grow}/2)'"
-                f":eval=frame:flags=bilinear,crop={t.width}:{t.height}"
+                f":eval=frame:flags=bilinear,crop={t.width}:{t.height},setsar=1"
             )
         progress = f"(t/{span:.4f})" if seg.motion == "pan_down" else f"(1-t/{span:.4f})"
-        return f"{clock},crop={t.width}:{t.height}:x='(iw-ow)/2':y='(ih-oh)*{progress}'"
+        return f"{clock},crop={t.width}:{t.height}:x='(iw-ow)/2':y='(ih-oh)*{progress}',setsar=1"
 
     def _fit(self, src: str, info: MediaInfo, tag: str) -> str:
         """Fit a clip to the frame: cover crops, contain letterboxes over a blurred fill."""
@@ -528,8 +533,11 @@ class FilterGraph:
             labels.append(f"[vc{k}]")
         joined = "".join(labels)
         gain = "" if gain_db is None else f",volume={gain_db:.2f}dB"
+        # A gentle compressor evens the voice out (synthetic speech is peaky), so it sits
+        # steadily over the music and needs less limiting later.
         chains.append(
-            f"{joined}amix=inputs={len(labels)}:duration=longest:normalize=0{gain},"
+            f"{joined}amix=inputs={len(labels)}:duration=longest:normalize=0,{VOICE_COMPRESSOR}"
+            f"{gain},"
             f"apad,atrim=duration={t.duration:.3f}[{out}]"
         )
         return chains

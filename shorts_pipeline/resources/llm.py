@@ -49,7 +49,7 @@ from shorts_pipeline.render.speech_text import split_sentences, spoken_text, spo
 
 # Speaking rates of a calm narrator (TTS at speed 1.0 is close to these).
 WORDS_PER_SECOND = 2.6  # languages written with spaces between words
-HANGUL_SYLLABLES_PER_SECOND = 7.0  # one Hangul character is one syllable
+HANGUL_SYLLABLES_PER_SECOND = 5.3  # espeak-ng reads Korean at ~5.3 syllables/s (measured)
 CJK_CHARS_PER_SECOND = 5.0  # Chinese characters and Japanese kana
 
 MAX_SCENE_SECONDS = 12.0  # a scene says at most this much…

@@ -149,6 +149,9 @@ def test_explainer_end_to_end_with_voice_subtitles_and_broll(clip_library, short
     assert starts == sorted(starts)
     assert all(a[1] <= b[0] + 1e-3 for a, b in itertools.pairwise(cues)), "no overlap"
     assert all(0 <= s < e <= facts.duration + 0.05 for s, e, _ in cues)
+    # Cues follow the voice: each is readable, and together they cover most of the speech.
+    assert all(e - s >= 0.3 for s, e, _ in cues), cues
+    assert sum(e - s for s, e, _ in cues) >= 0.8 * speech
     heard = [w for s in narration.scenes for w in spoken_words(s.text)]
     shown = [w for _, _, text in cues for w in text.split()]
     assert shown == heard, "the subtitles show exactly the words that are spoken"
@@ -190,6 +193,9 @@ def test_korean_explainer_has_timed_hangul_subtitles(clip_library, shorts_home):
     video = result.output_for_node("video")
     cues = parse_srt(shorts_home / "media" / video.subtitles_key)
     assert any(re.search("[가-힣]", text) for _, _, text in cues)
+    speech = sum(s.duration for s in narration.scenes)
+    assert all(e - s >= 0.3 for s, e, _ in cues), cues
+    assert sum(e - s for s, e, _ in cues) >= 0.8 * speech
     slides = result.output_for_node("slides")
     assert all(v.kind == "slide" for v in slides.scenes)
 
@@ -210,6 +216,7 @@ def test_narrated_ranking_has_voice_over_clips_and_subtitles(clip_library, short
     video = result.output_for_node("video")
     cues = parse_srt(shorts_home / "media" / video.subtitles_key)
     assert len(cues) >= 5
+    assert all(e - s >= 0.3 for s, e, _ in cues), cues
     mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
     assert mats["video"].materialization.metadata["voice_cues"].value == 5
 

@@ -330,8 +330,10 @@ def _cues(timeline: Timeline, narration: Narration, settings: ProjectSettings) -
         found = by_path.get(Path(cue.path).name)
         if found is None:
             continue
-        # A cue never runs past the end of the segment it is spoken over.
-        limit = next((end for end in ends if end > cue.start + 1e-6), timeline.duration)
+        # A cue never runs past the end of the segment it is spoken over: the last segment
+        # to start before it (segments overlap by the crossfade, so not the first to end).
+        spoken_over = max(i for i, start in enumerate(starts) if start <= cue.start + 1e-6)
+        limit = ends[spoken_over]
         spoken.append(
             SpokenScene(
                 start=cue.start,

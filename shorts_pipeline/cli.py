@@ -665,12 +665,18 @@ def _load_search_results(key: str) -> Any:
 
 
 def _load_asset(asset: str, key: str) -> Any:
+    import io
+
     import dagster as dg
 
     from shorts_pipeline.definitions import defs
 
+    # Loading logs every step at DEBUG on stderr through a console logger made for the call.
     try:
-        return defs.load_asset_value(dg.AssetKey(asset), partition_key=key, instance=_instance())
+        with contextlib.redirect_stderr(io.StringIO()):
+            return defs.load_asset_value(
+                dg.AssetKey(asset), partition_key=key, instance=_instance()
+            )
     except Exception:  # not materialised yet
         return None
 

@@ -51,12 +51,67 @@ def test_add_prints_a_safe_key_and_registers_the_partition(shorts_home):
         (["run", "no-such-project-12345678"], "no project"),
         (["run", "../../etc"], "is not a project key"),
         (["select", "no-such-project-12345678", "a"], "no project"),
+        (["add", "x", "--source-text", "-"], "--source-text is for explainers"),
+        (["script", "no-such-project-12345678"], "no project"),
     ],
 )
 def test_wrong_commands_exit_2_with_a_reason(args, message):
     code, out = invoke(*args)
     assert code == 2
     assert message in out
+
+
+def test_add_explainer_with_source_text_guesses_korean(tmp_path):
+    source = tmp_path / "notes.md"
+    source.write_text("# 기초\n\n드리블은 작은 터치에서 시작합니다.\n", encoding="utf-8")
+    code, out = invoke("add", "드리블 기초", "--format", "explainer", "--source-text", str(source))
+    assert code == 0, out
+    from shorts_pipeline.resources.catalog import CatalogResource
+
+    spec = CatalogResource().get_project(out.strip())
+    assert spec.format.value == "explainer" and spec.settings.language == "ko"
+    assert spec.source_text and "드리블" in spec.source_text
+
+    empty = tmp_path / "empty.md"
+    empty.write_text("🚀 ...", encoding="utf-8")
+    code, out = invoke("add", "Empty", "--format", "explainer", "--source-text", str(empty))
+    assert code == 2 and "source text has no words" in out
+    code, out = invoke("script", spec.key)
+    assert code == 2 and "has no script yet" in out
+
+
+@pytest.mark.slow
+def test_script_edit_re_renders_the_project_from_the_new_words(shorts_home, tmp_path):
+    from shorts_pipeline.models import VideoScript
+
+    code, out = invoke(
+        "add", "Edit me", "--format", "explainer", "--target-seconds", "8", "--music", "none"
+    )
+    key = out.strip()
+    assert invoke("run", key)[0] == 0
+    code, shown = invoke("script", key, "--json")
+    assert code == 0
+    script = VideoScript.model_validate_json(shown)
+    assert script.writer == "offline"
+
+    edited = VideoScript(
+        title=script.title,
+        language=script.language,
+        chapters=[{"title": "New", "scenes": [{"narration": "Brand new words here."}]}],
+    )
+    path = tmp_path / "script.json"
+    path.write_text(edited.model_dump_json(), encoding="utf-8")
+    code, out = invoke("script", key, "--edit", str(path))
+    assert code == 0, out
+    srt = (Path(out.strip().splitlines()[-1]).parent / "subtitles.srt").read_text()
+    assert "Brand new words here." in srt
+    code, md = invoke("script", key)
+    assert "Brand new words here." in md and "edited" in md
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"title": "x", "chapters": []}', encoding="utf-8")
+    code, out = invoke("script", key, "--edit", str(bad), "--no-run")
+    assert code == 2 and "not a valid script" in out and "chapters" in out
 
 
 def test_adding_the_same_title_twice_names_the_existing_key():

@@ -281,3 +281,43 @@ def test_unreachable_llm_fails_the_script_stage_only(clip_library, monkeypatch):
     done = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
     assert "narration" not in done and "video" not in done
     assert json.dumps(text)  # printable
+
+
+def test_silent_explainer_shows_each_scene_as_long_as_reading_it(clip_library, shorts_home):
+    from shorts_pipeline.resources.llm import speaking_seconds
+
+    spec = CatalogResource().add_project(
+        "Silent explainer",
+        "explainer",
+        settings=explainer_settings(narration=False, broll=False, slide_style="basic"),
+        source_text=EN_TEXT,
+    )
+    result = run(spec.key, clip_library)
+    assert result.success, failure_text(result)
+    assert_checks_pass(result)  # music alone still lands at -14 LUFS
+    assert result.output_for_node("narration").skipped_reason
+    video = result.output_for_node("video")
+    assert video.subtitles_key is None
+    script = result.output_for_node("script")
+    reading = sum(speaking_seconds(spoken_text(s.narration), "en") for s in script.scenes())
+    assert reading - 0.5 <= video.duration <= reading + 1.5 * len(script.scenes())
+
+
+def test_a_replacement_script_with_an_empty_scene_is_refused(clip_library):
+    spec = CatalogResource().add_project(
+        "Empty scene", "explainer", settings=explainer_settings(broll=False)
+    )
+    edited = VideoScript(
+        title="x",
+        chapters=[
+            {"title": "c", "scenes": [{"narration": "Fine words."}, {"narration": "🚀 **  **"}]}
+        ],
+    )
+    result = run(
+        spec.key,
+        clip_library,
+        run_config={"ops": {"script": {"config": {"script_json": edited.model_dump_json()}}}},
+    )
+    assert not result.success
+    step, text = failure_text(result)
+    assert step == "script" and "scene 2 has no narration to speak" in text

@@ -33,10 +33,12 @@ from shorts_pipeline.render.ranking import (
     number_one_midpoint,
     ranking_timeline,
 )
+from shorts_pipeline.render.speech_text import spoken_text
 from shorts_pipeline.render.subtitles import Cue, SpokenScene, build_cues, write_ass, write_srt
 from shorts_pipeline.render.synth import make_music_bed
 from shorts_pipeline.render.timeline import MOTIONS, Timeline, render_timeline
 from shorts_pipeline.resources.catalog import CatalogResource
+from shorts_pipeline.resources.llm import speaking_seconds
 from shorts_pipeline.resources.media_store import MediaStoreResource
 
 LOUDNESS_TARGET = -14.0
@@ -105,7 +107,9 @@ def video(
     scratch = Path(tempfile.mkdtemp(prefix="video-", dir=cache_dir()))
     try:
         if project.format is ProjectFormat.explainer:
-            timeline, thumb_at = _explainer(project, slides, narration, selections, media_store)
+            timeline, thumb_at = _explainer(
+                project, script, slides, narration, selections, media_store
+            )
         else:
             timeline, thumb_at = _ranking(
                 project, selections, slides, script, narration, media_store
@@ -267,6 +271,7 @@ def _ranking_lines(
 
 def _explainer(
     project: ProjectSpec,
+    script: VideoScript,
     slides: SlideSet,
     narration: Narration,
     selections: Selections,
@@ -275,9 +280,16 @@ def _explainer(
     settings = project.settings
     audio = {s.index: s for s in narration.scenes}
     clips = {c.media_key: c for c in selections.clips}
+    written = script.scenes()
     scenes = []
     for visual in slides.scenes:
         spoken = audio.get(visual.index)
+        scene = written[visual.index]
+        # The script's own duration for the scene, if it set one; with no voice, as long as
+        # reading the scene's words takes.
+        least = scene.duration or 0.0
+        if spoken is None or not spoken.media_key:
+            least = max(least, speaking_seconds(spoken_text(scene.narration), script.language))
         voice = (
             str(media_store.local_path(spoken.media_key))
             if spoken is not None and spoken.media_key
@@ -287,7 +299,11 @@ def _explainer(
         if visual.kind == "broll":
             clip = clips[visual.media_key]
             info = probe_clip(media_store.local_path(clip.media_key), check_tail=False)
-            scenes.append(ExplainerScene(voice, seconds, clip=info, clip_start=visual.clip_start))
+            scenes.append(
+                ExplainerScene(
+                    voice, seconds, clip=info, clip_start=visual.clip_start, min_seconds=least
+                )
+            )
         else:
             motion = (
                 MOTIONS[visual.index % len(MOTIONS)]
@@ -300,6 +316,7 @@ def _explainer(
                     seconds,
                     still=str(media_store.local_path(visual.media_key)),
                     motion=motion,
+                    min_seconds=least,
                 )
             )
     timeline = explainer_timeline(

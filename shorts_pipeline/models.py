@@ -356,3 +356,39 @@ class Narration(BaseModel):
     track_key: str | None = Field(None, description="Every scene joined, with the scene pads.")
     duration: float = 0.0
     skipped_reason: str | None = None
+
+
+# ---- publishing -------------------------------------------------------------------------
+
+
+class PublishRequest(BaseModel):
+    """Everything a publisher needs to put one video on a channel. Files are local paths."""
+
+    project_key: str
+    idempotency_key: str = Field(
+        description="Same for every attempt to publish this render; a publisher that sees it "
+        "again returns the first result instead of publishing twice."
+    )
+    title: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    language: str = "en"
+    publish_at: datetime | None = Field(None, description="When it goes public (UTC).")
+    privacy: Literal["public", "unlisted", "private"] = "public"
+    video_path: str
+    thumbnail_path: str | None = None
+    subtitles_path: str | None = None
+    synthetic_media: bool = Field(
+        True, description="Made with synthetic voice/visuals: disclosed where platforms ask."
+    )
+
+
+class PublishedVideo(BaseModel):
+    """Where a video was published."""
+
+    platform: str
+    video_id: str
+    url: str
+    published_at: datetime
+    idempotency_key: str
+    details: dict[str, str] = Field(default_factory=dict)

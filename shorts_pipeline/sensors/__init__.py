@@ -1,0 +1,1 @@
+"""Sensors: new titles, script/selection changes, run completion webhooks."""

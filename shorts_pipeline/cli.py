@@ -375,10 +375,12 @@ def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -
                     for e in err.errors()[:5]
                 )
                 raise CommandError(f"{edit_file.name} is not a valid script: {problems}") from err
-            catalog.set_script_override(spec.key, edited.model_copy(update={"writer": "edited"}))
+            catalog.set_script_override(
+                spec.key, edited.model_copy(update={"writer": "edited"}), handled=not no_run
+            )
             console.print(f"{key}: script replaced ({len(edited.scenes())} scenes)")
         else:
-            catalog.set_script_override(spec.key, None)
+            catalog.set_script_override(spec.key, None, handled=not no_run)
             console.print(f"{key}: the edit is forgotten; the writer writes the script again")
         if no_run:
             return
@@ -393,6 +395,46 @@ def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -
         click.echo(current.model_dump_json(indent=2))
     else:
         click.echo(current.to_markdown())
+
+
+@main.command()
+@click.argument("key")
+@click.option("--by", help="Who approves (default: $USER).")
+def approve(key: str, by: str | None) -> None:
+    """Approve a rendered video for publishing (projects added with --review)."""
+    _review(key, "approved", by, None)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--reason", required=True, help="Why: kept with the decision.")
+@click.option("--by", help="Who rejects (default: $USER).")
+def reject(key: str, reason: str, by: str | None) -> None:
+    """Reject a rendered video: it is not published; `shorts run KEY` renders it again for
+    another review."""
+    _review(key, "rejected", by, reason)
+
+
+@main.command("publish-due")
+@click.option("--json", "as_json", is_flag=True)
+def publish_due(as_json: bool) -> None:
+    """Publish every video that is due now, once — what the publish schedule does each minute."""
+    from shorts_pipeline.assets.publication import due_projects
+
+    due = due_projects(_catalog(), datetime.now(UTC))
+    results = []
+    for project, _attempts in due:
+        results.append(_publish_project(project.key))
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        if not results:
+            console.print("nothing is due")
+        for r in results:
+            if r["success"]:
+                click.echo(r["url"])
+    if any(not r["success"] for r in results):
+        sys.exit(1)
 
 
 @main.command()
@@ -633,6 +675,46 @@ def _failure_message(result: Any) -> str:
             if not data.passed:
                 return f"check {data.check_name} failed"
     return "the run failed; open the Dagster UI for details"
+
+
+def _review(key: str, state: str, by: str | None, reason: str | None) -> None:
+    from shorts_pipeline.models import ProjectStatus
+
+    spec = _project(key)
+    if not spec.review:
+        raise CommandError(f"{key} was not added with --review: it needs no approval")
+    if spec.status not in (ProjectStatus.rendered, ProjectStatus.uploaded):
+        raise CommandError(
+            f"{key} has no rendered video to review (status {spec.status.value}): "
+            f"`shorts run {key}` first"
+        )
+    who = by or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    _catalog().set_review(spec.key, state, by=who, reason=reason)  # type: ignore[arg-type]
+    console.print(f"{key}: {state} by {escape(who)}" + (f" — {escape(reason)}" if reason else ""))
+
+
+def _publish_project(key: str) -> dict[str, Any]:
+    """Run the publish job for one project in this process."""
+    from shorts_pipeline.definitions import defs
+
+    instance = _instance()
+    job = defs.resolve_job_def("publish_project")
+    result = job.execute_in_process(
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        tags={"shorts/source": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    payload: dict[str, Any] = {"key": key, "success": result.success}
+    if result.success:
+        record = result.output_for_node("publication")
+        payload.update(url=record.url, platform=record.platform, video_id=record.video_id)
+        console.print(f"[green]published[/] {key}: {record.url}")
+    else:
+        payload["error"] = _failure_message(result)
+        console.print(f"[red]not published[/] {key}: {escape(payload['error'])}")
+    return payload
 
 
 def _stage_states(instance: Any, key: str) -> dict[str, str | None]:

@@ -137,6 +137,10 @@ class ProjectSettings(BaseModel):
     duck_db: float = Field(
         -12.0, le=0.0, description="How far music and clip sound dip under the voice."
     )
+    publisher: Literal["local", "youtube"] = Field(
+        "local", description="Where the video is published: the local channel or YouTube."
+    )
+    privacy: Literal["public", "unlisted", "private"] = "public"
 
     @field_validator("clip_max_seconds")
     @classmethod

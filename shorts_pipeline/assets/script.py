@@ -50,7 +50,8 @@ def script(
     if config.script_json:
         written = _parse_edit(config.script_json)
         check_or_fail(written, project.settings.script)
-        catalog.set_script_override(project.key, written)
+        # This run renders it: the re-render sensor need not start another.
+        catalog.set_script_override(project.key, written, handled=True)
         notes.append("replaced by run config (kept in the catalog for later runs)")
     elif (edited := catalog.script_override(project.key)) is not None:
         written = edited

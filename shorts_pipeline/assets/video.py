@@ -187,6 +187,9 @@ def video(
         catalog.set_status(project.key, ProjectStatus.failed, f"checks failed: {', '.join(failed)}")
     else:
         catalog.set_status(project.key, ProjectStatus.rendered)
+        if project.review:
+            # A new render needs a new decision: an earlier approval was for other pictures.
+            catalog.set_review(project.key, "pending", by="render")
     return dg.MaterializeResult(
         value=record,
         metadata={

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
@@ -677,7 +677,9 @@ def _failure_message(result: Any) -> str:
     return "the run failed; open the Dagster UI for details"
 
 
-def _review(key: str, state: str, by: str | None, reason: str | None) -> None:
+def _review(
+    key: str, state: Literal["approved", "rejected"], by: str | None, reason: str | None
+) -> None:
     from shorts_pipeline.models import ProjectStatus
 
     spec = _project(key)
@@ -689,7 +691,7 @@ def _review(key: str, state: str, by: str | None, reason: str | None) -> None:
             f"`shorts run {key}` first"
         )
     who = by or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
-    _catalog().set_review(spec.key, state, by=who, reason=reason)  # type: ignore[arg-type]
+    _catalog().set_review(spec.key, state, by=who, reason=reason)
     console.print(f"{key}: {state} by {escape(who)}" + (f" — {escape(reason)}" if reason else ""))
 
 

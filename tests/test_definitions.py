@@ -20,7 +20,16 @@ from shorts_pipeline.resources.catalog import CatalogResource
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["search_results", "selections", "script", "narration", "slides", "video", "upload"]
+STAGES = [
+    "search_results",
+    "selections",
+    "script",
+    "narration",
+    "slides",
+    "video",
+    "upload",
+    "publication",
+]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -63,12 +72,14 @@ def test_graph_shape_and_what_the_ui_shows():
         "slides": ["narration", "script", "selections"],
         "video": ["narration", "script", "selections", "slides"],
         "upload": ["video"],
+        "publication": ["script", "upload", "video"],
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.partitions_def is not None and node.partitions_def.name == "project"
         assert node.description and len(node.description) > 80, key
-        assert node.kinds and node.owners and node.group_name == "production"
+        assert node.kinds and node.owners
+        assert node.group_name == ("publishing" if key.path[-1] == "publication" else "production")
     checks = {c.name for c in graph.get_check_keys_for_assets({dg.AssetKey("video")})}
     assert checks == {
         "resolution_1080x1920",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -102,7 +103,7 @@ def _graphql(port: int, query: str) -> dict:
 
 
 @pytest.mark.slow
-def test_dagster_dev_shows_projects_and_a_materialized_partition(
+def test_dagster_dev_shows_projects_and_runs_sensors_and_the_schedule(
     shorts_home, clip_library, tmp_path
 ):
     settings = ProjectSettings(
@@ -184,6 +185,59 @@ def test_dagster_dev_shows_projects_and_a_materialized_partition(
         assert mat["partition"] == spec.key
         thumb = next(e for e in mat["metadataEntries"] if e["label"] == "thumbnail")
         assert thumb["mdStr"].startswith("![preview](data:image/jpeg;base64,")
+
+        # With the daemon running, titles added with the CLI render and publish by
+        # themselves: the sensor launches each production run, the schedule publishes each
+        # video at its time to the local channel, and the feed lists each once.
+        now = datetime.now(UTC)
+        added = []
+        for title, delay in (("Automatic one", 20), ("Automatic two", 80)):
+            when = (now + timedelta(seconds=delay)).isoformat()
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "shorts_pipeline.cli",
+                    "add",
+                    title,
+                    "--keywords",
+                    "football",
+                    "--library",
+                    str(clip_library),
+                    "--count",
+                    "2",
+                    "--no-narration",
+                    "--music",
+                    "none",
+                    "--publish-at",
+                    when,
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stderr
+            added.append(proc.stdout.strip())
+        feed_path = shorts_home / "channel" / "feed.json"
+        deadline = time.monotonic() + 300
+        titles: list[str] = []
+        while time.monotonic() < deadline:
+            if feed_path.exists():
+                titles = [i["title"] for i in json.loads(feed_path.read_text())["items"]]
+                if len(titles) >= 2:
+                    break
+            time.sleep(3)
+        log_tail = (tmp_path / "dagster-dev.log").read_text()[-3000:]
+        assert sorted(titles) == ["Automatic one", "Automatic two"], log_tail
+        catalog = CatalogResource()
+        for key in added:
+            assert catalog.get_project(key).status.value == "published"
+            [record] = catalog.publications(key)
+            assert record.state == "published" and record.attempts == 1
+        # The hand-run project had no publish time and was not launched again by the sensor.
+        assert catalog.get_project(spec.key).status.value == "uploaded"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -295,6 +295,12 @@ def status(key: str | None, as_json: bool) -> None:
                 "status": p.status.value,
                 "stages": states,
                 "error": catalog.last_error(p.key),
+                "publish_at": p.publish_at.isoformat() if p.publish_at else None,
+                "review": catalog.review(p.key).state if p.review else None,
+                "published": [
+                    {"publisher": r.publisher, "state": r.state, "url": r.url}
+                    for r in catalog.publications(p.key)
+                ],
             }
             for p, states in rows
         ]

@@ -230,3 +230,41 @@ def test_long_keys_and_paths_print_on_one_line():
     result = CliRunner().invoke(main, ["add", title], env={"COLUMNS": "30"})
     assert result.exit_code == 0
     assert result.output.count("\n") == 1 and len(result.output.strip()) > 30
+
+
+@pytest.mark.slow
+def test_review_then_publish_due_publishes_once(shorts_home, clip_library):
+    from datetime import UTC, datetime, timedelta
+
+    from shorts_pipeline.resources.catalog import CatalogResource
+    from tests.helpers import fast_settings
+
+    spec = CatalogResource().add_project(
+        "Needs a yes",
+        keywords=["football"],
+        settings=fast_settings(library=str(clip_library)),
+        publish_at=datetime.now(UTC) - timedelta(minutes=5),
+        review=True,
+    )
+    code, out = invoke("approve", spec.key)
+    assert code == 2 and "no rendered video to review" in out
+    assert invoke("run", spec.key)[0] == 0
+    code, out = invoke("publish-due")
+    assert code == 0 and "nothing is due" in out  # rendered, but not approved
+
+    code, out = invoke("reject", spec.key, "--reason", "music too loud", "--by", "editor")
+    assert code == 0
+    review = CatalogResource().review(spec.key)
+    assert (review.state, review.by, review.reason) == ("rejected", "editor", "music too loud")
+    assert "nothing is due" in invoke("publish-due")[1]
+
+    assert invoke("approve", spec.key, "--by", "editor")[0] == 0
+    code, out = invoke("publish-due", "--json")
+    assert code == 0, out
+    [published] = json.loads(out[out.index("[") :])
+    assert published["success"] and published["platform"] == "local"
+    assert "nothing is due" in invoke("publish-due")[1]  # once
+    feed = json.loads((shorts_home / "channel" / "feed.json").read_text())
+    assert [i["title"] for i in feed["items"]] == ["Needs a yes"]
+    code, out = invoke("status", spec.key, "--json")
+    assert json.loads(out)[0]["status"] == "published"

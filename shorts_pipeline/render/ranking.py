@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -63,14 +64,14 @@ def ranking_timeline(
     # The overlap between segments, as the timeline will compute it (whole frames).
     overlap = 0.0 if transition == "none" else math.floor(transition_seconds * 30) / 30
     planned: list[tuple[Segment, Spoken | None]] = []
-    if (title_card and title_seconds > 0) or (title_card and intro_voice):
+    if title_card and (title_seconds > 0 or intro_voice):
         seconds = _room_for(intro_voice, title_seconds, overlap)
         planned.append((StillSegment(title_card, seconds), intro_voice))
     for clip in sorted(clips, key=lambda c: -c.rank):
         overlays = (clip.badge,) if clip.badge else ()
         seconds = _room_for(clip.voice, clip.seconds, overlap)
         planned.append((ClipSegment(clip.info, clip.start, seconds, overlays), clip.voice))
-    if (outro_card and outro_seconds > 0) or (outro_card and outro_voice):
+    if outro_card and (outro_seconds > 0 or outro_voice):
         seconds = _room_for(outro_voice, outro_seconds, 0.0)
         planned.append((StillSegment(outro_card, seconds), outro_voice))
     timeline = Timeline(
@@ -89,19 +90,7 @@ def ranking_timeline(
         for (_, line), start in zip(planned, starts, strict=True)
         if line is not None and line.seconds > 0
     ]
-    if not cues:
-        return timeline
-    return Timeline(
-        segments=timeline.segments,
-        fit=fit,
-        transition=transition,
-        transition_seconds=transition_seconds,
-        music=music,
-        music_db=music_db,
-        voice=cues,
-        duck_db=duck_db,
-        encoder=timeline.encoder,
-    )
+    return dataclasses.replace(timeline, voice=cues) if cues else timeline
 
 
 def _room_for(line: Spoken | None, seconds: float, overlap: float) -> float:

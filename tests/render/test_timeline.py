@@ -282,3 +282,82 @@ def _variance(img: Image.Image) -> float:
 
     edges = img.convert("L").filter(ImageFilter.FIND_EDGES)
     return ImageStat.Stat(edges).var[0]
+
+
+def test_music_dips_under_the_voice_by_duck_db(tmp_path):
+    """The bed is ducked exactly where a voice cue is heard, by about duck_db: the same
+    music rendered with and without a voice, compared window by window (the whole mix's
+    normalising gain differs between the two, so levels are relative to a window before)."""
+    import numpy as np
+
+    from shorts_pipeline.render.cards import draw_title_card
+    from shorts_pipeline.render.probe import ffmpeg_binary
+    from shorts_pipeline.render.timeline import VoiceCue
+
+    card = draw_title_card(tmp_path / "card.png", "Ducking")
+    music = make_music_bed(tmp_path / "bed.m4a", seconds=10)
+    voice = tmp_path / "voice.wav"  # a 3 kHz tone stands in for speech: above the music's band
+    subprocess.run(
+        [
+            ffmpeg_binary(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=3000:d=1.5:r=48000",
+            "-ac",
+            "1",
+            str(voice),
+        ],
+        check=True,
+    )
+
+    def render(cues: list[VoiceCue], name: str) -> tuple[Path, np.ndarray]:
+        timeline = Timeline(
+            segments=[StillSegment(card, 8.0)], music=str(music), music_db=0.0, voice=cues
+        )
+        out = tmp_path / name
+        render_timeline(timeline, out)
+        pcm = subprocess.run(
+            [
+                ffmpeg_binary(),
+                "-v",
+                "error",
+                "-i",
+                str(out),
+                "-map",
+                "0:a",
+                "-ac",
+                "1",
+                "-ar",
+                "48000",
+                "-f",
+                "f32le",
+                "-",
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
+        return out, np.frombuffer(pcm, dtype=np.float32)
+
+    def band_db(samples: np.ndarray, start: float, end: float, low: float, high: float) -> float:
+        chunk = samples[int(start * 48000) : int(end * 48000)]
+        spectrum = np.abs(np.fft.rfft(chunk * np.hanning(len(chunk)))) ** 2
+        freqs = np.fft.rfftfreq(len(chunk), 1 / 48000)
+        return float(10 * np.log10(spectrum[(freqs >= low) & (freqs < high)].sum() + 1e-20))
+
+    out, voiced = render([VoiceCue(str(voice), 2.0, 1.5)], "voiced.mp4")
+    _, plain = render([], "plain.mp4")
+
+    def music_drop(start: float, end: float) -> float:
+        """How much lower the music is with the voice than without, relative to 0.8–1.6 s."""
+        without = band_db(plain, start, end, 40, 1500) - band_db(plain, 0.8, 1.6, 40, 1500)
+        with_voice = band_db(voiced, start, end, 40, 1500) - band_db(voiced, 0.8, 1.6, 40, 1500)
+        return without - with_voice
+
+    assert music_drop(2.4, 3.2) == pytest.approx(12, abs=2.5)  # duck_db is -12 by default
+    assert abs(music_drop(4.2, 5.0)) < 1.5  # back up once the voice stops
+    # and the voice is there, well above the ducked bed
+    assert band_db(voiced, 2.4, 3.2, 2900, 3100) > band_db(voiced, 2.4, 3.2, 40, 1500)
+    assert inspect_video(out).loudness.integrated_lufs == pytest.approx(-14, abs=1)

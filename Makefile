@@ -24,10 +24,12 @@ lint: bootstrap
 
 bench: bootstrap
 	$(UV) run --group bench python bench/ranking_render.py
+	$(UV) run --group bench python bench/explainer_render.py
 
 # Tiny inputs, every variant once, no times asserted: keeps the benchmark from rotting.
 bench-smoke: bootstrap
 	$(UV) run --group bench python bench/ranking_render.py --smoke
+	$(UV) run --group bench python bench/explainer_render.py --smoke
 
 ui: bootstrap
 	mkdir -p $${DAGSTER_HOME:-$$PWD/.shorts/dagster}

@@ -321,3 +321,26 @@ def test_a_replacement_script_with_an_empty_scene_is_refused(clip_library):
     assert not result.success
     step, text = failure_text(result)
     assert step == "script" and "scene 2 has no narration to speak" in text
+
+
+def test_unchanged_narration_is_neither_spoken_nor_joined_again(clip_library, shorts_home):
+    from shorts_pipeline.assets import narration, script, search_results, selections
+
+    spec = CatalogResource().add_project(
+        "Spoken once", "explainer", settings=explainer_settings(broll=False), source_text=EN_TEXT
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    stages = [search_results, selections, script, narration]
+    first = materialize_project(
+        spec.key, project_resources(clip_library), instance, selection=stages
+    )
+    one = first.output_for_node("narration")
+    track = shorts_home / "media" / one.track_key
+    written = track.stat().st_mtime_ns
+    again = materialize_project(
+        spec.key, project_resources(clip_library), instance, selection=[narration]
+    )
+    two = again.output_for_node("narration")
+    assert not any(s.cached for s in one.scenes) and all(s.cached for s in two.scenes)
+    assert one.track_key == two.track_key and track.stat().st_mtime_ns == written
+    assert track.stat().st_size > 10_000

@@ -1,5 +1,7 @@
 """narration: the script spoken, one audio file per scene, with measured word timings."""
 
+import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -94,18 +96,29 @@ def narration(
                 ),
                 allow_retries=False,
             )
-        track = join_speech(
-            [
-                (
-                    str(media_store.local_path(s.media_key)) if s.media_key else None,
-                    s.duration,
-                    settings.scene_pad_seconds,
-                )
-                for s in scenes
-            ],
-            scratch / "narration.m4a",
-        )
-        track_key = media_store.put(track, project_media_key(project, "narration", "track.m4a"))
+        # The joined track is named by what it is made of: an unchanged narration (every
+        # scene a cache hit) reuses it instead of encoding it again (~1.6 s a minute).
+        digest = hashlib.sha256(
+            json.dumps(
+                [voice.engine, engine_voice, settings.scene_pad_seconds]
+                + [[s.text, s.duration] for s in scenes],
+                ensure_ascii=False,
+            ).encode()
+        ).hexdigest()[:16]
+        track_key = project_media_key(project, "narration", f"track-{digest}.m4a")
+        if not media_store.exists(track_key):
+            track = join_speech(
+                [
+                    (
+                        str(media_store.local_path(s.media_key)) if s.media_key else None,
+                        s.duration,
+                        settings.scene_pad_seconds,
+                    )
+                    for s in scenes
+                ],
+                scratch / "narration.m4a",
+            )
+            media_store.put(track, track_key)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -174,6 +174,13 @@ def demo(as_json: bool) -> None:
     "--music", default="bundled", show_default=True, help="'bundled', a music file, or 'none'."
 )
 @click.option("--publish-at", help="ISO 8601 time, e.g. 2026-12-01T18:00:00+09:00.")
+@click.option(
+    "--publisher",
+    type=click.Choice(["local", "youtube"]),
+    default="local",
+    show_default=True,
+    help="Where the publish schedule publishes it (youtube needs YOUTUBE_* credentials).",
+)
 @click.option("--review", is_flag=True, help="Require approval before publishing.")
 @click.option("--json", "as_json", is_flag=True)
 def add(
@@ -197,6 +204,7 @@ def add(
     trim: str,
     music: str,
     publish_at: str | None,
+    publisher: str,
     review: bool,
     as_json: bool,
 ) -> None:
@@ -233,6 +241,7 @@ def add(
         script=script_settings,
         voice=VoiceSettings(engine=voice_engine, voice=voice),
         subtitles=SubtitleSettings(enabled=not no_subtitles),
+        publisher=publisher,
         fit=fit,
         transition=transition,
         trim=trim,

@@ -114,6 +114,20 @@ def test_script_edit_re_renders_the_project_from_the_new_words(shorts_home, tmp_
     assert code == 2 and "not a valid script" in out and "chapters" in out
 
 
+def test_add_chooses_the_publisher_and_keeps_the_publish_time_zone():
+    code, out = invoke(
+        "add", "For YouTube", "--publisher", "youtube", "--publish-at", "2026-12-01T18:00:00+09:00"
+    )
+    assert code == 0, out
+    from shorts_pipeline.resources.catalog import CatalogResource
+
+    spec = CatalogResource().get_project(out.strip())
+    assert spec.settings.publisher == "youtube"
+    assert (
+        spec.publish_at is not None and spec.publish_at.isoformat() == "2026-12-01T09:00:00+00:00"
+    )
+
+
 def test_adding_the_same_title_twice_names_the_existing_key():
     _, out = invoke("add", "Twice")
     code, again = invoke("add", "Twice")

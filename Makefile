@@ -12,13 +12,13 @@ bootstrap:
 demo: bootstrap
 	$(UV) run shorts demo
 
+# Tests on two workers, whole files each: renders are CPU-bound, but the slowest tests
+# (dagster dev waiting for sensor and schedule ticks, the demo) mostly wait.
 test: bootstrap
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run --group bench python bench/ranking_render.py --smoke
-	# Two workers, whole files each: renders are CPU-bound, but the slowest tests (dagster dev
-	# waiting for sensor and schedule ticks, the demo) mostly wait; 12 min -> 7.5 min here.
 	$(UV) run pytest -q -n 2 --dist loadfile --durations=10
 
 lint: bootstrap

@@ -163,3 +163,9 @@ def library_copy(clip_library: Path, tmp_path: Path) -> Path:
         else:
             os.link(item, root / item.name)
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that mostly wait (dagster dev on its ticks, the whole demo) run first, so on
+    two workers their waiting overlaps with the rest instead of ending the run alone."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("long") else 1)

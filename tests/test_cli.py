@@ -159,6 +159,7 @@ def test_doctor_reports_each_check_and_fails_without_ffmpeg(shorts_home, tmp_pat
     assert "ffmpeg: not found on PATH" in proc.stdout and "apt-get install" in proc.stdout
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_demo_makes_a_real_video_offline(shorts_home):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SHORTS_"))}

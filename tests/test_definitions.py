@@ -102,6 +102,7 @@ def _graphql(port: int, query: str) -> dict:
         return json.loads(resp.read())["data"]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_dagster_dev_shows_projects_and_runs_sensors_and_the_schedule(
     shorts_home, clip_library, tmp_path

@@ -13,13 +13,14 @@ demo: bootstrap
 	$(UV) run shorts demo
 
 # Tests on two workers, whole files each: renders are CPU-bound, but the slowest tests
-# (dagster dev waiting for sensor and schedule ticks, the demo) mostly wait.
+# (dagster dev waiting for sensor and schedule ticks, the demo) mostly wait: their files go
+# first (collection order, see tests/conftest.py), so the waiting overlaps the rest.
 test: bootstrap
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run --group bench python bench/ranking_render.py --smoke
-	$(UV) run pytest -q -n 2 --dist loadfile --durations=10
+	$(UV) run pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 lint: bootstrap
 	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from PIL import Image
 
 from shorts_pipeline.assets import production_assets
 from shorts_pipeline.models import ProjectSettings
@@ -64,3 +66,24 @@ def materialize_project(
     return dg.materialize(
         production_assets, partition_key=key, instance=instance, resources=resources, **kwargs
     )
+
+
+def frame_at(video: Path, seconds: float, out: Path) -> Image.Image:
+    """The frame of `video` at `seconds`, decoded by ffmpeg into `out` (PNG), as RGB."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            f"{seconds:.3f}",
+            "-i",
+            str(video),
+            "-frames:v",
+            "1",
+            str(out),
+        ],
+        check=True,
+    )
+    return Image.open(out).convert("RGB")

@@ -11,14 +11,12 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
-from PIL import Image
 
 from shorts_pipeline.models import ProjectSettings, ScriptSettings, VideoScript
 from shorts_pipeline.render.inspect import inspect_video
-from shorts_pipeline.render.probe import ffmpeg_binary
 from shorts_pipeline.render.speech_text import spoken_text, spoken_words
 from shorts_pipeline.resources.catalog import CatalogResource
-from tests.helpers import fast_settings, materialize_project, project_resources
+from tests.helpers import fast_settings, frame_at, materialize_project, project_resources
 
 pytestmark = pytest.mark.slow
 
@@ -81,28 +79,6 @@ def parse_srt(path: Path) -> list[tuple[float, float, str]]:
         end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
         cues.append((start, end, " ".join(lines[2:])))
     return cues
-
-
-def frame_at(video: Path, seconds: float, out: Path) -> Image.Image:
-    import subprocess
-
-    subprocess.run(
-        [
-            ffmpeg_binary(),
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            f"{seconds:.3f}",
-            "-i",
-            str(video),
-            "-frames:v",
-            "1",
-            str(out),
-        ],
-        check=True,
-    )
-    return Image.open(out).convert("RGB")
 
 
 def assert_checks_pass(result: dg.ExecuteInProcessResult) -> None:

@@ -14,6 +14,7 @@ from shorts_pipeline.render.inspect import inspect_video
 from shorts_pipeline.render.probe import probe_clip
 from shorts_pipeline.render.synth import ClipRecipe, make_clip, make_music_bed
 from shorts_pipeline.render.timeline import ClipSegment, StillSegment, Timeline, render_timeline
+from tests.helpers import frame_at
 
 pytestmark = pytest.mark.slow
 
@@ -43,26 +44,6 @@ SHAPES = {
         width=640, height=640, seconds=3, fps=60, audio="mono", audio_rate=8000, seed=17
     ),
 }
-
-
-def frame_at(video: Path, seconds: float, out: Path) -> Image.Image:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            f"{seconds:.3f}",
-            "-i",
-            str(video),
-            "-frames:v",
-            "1",
-            str(out),
-        ],
-        check=True,
-    )
-    return Image.open(out).convert("RGB")
 
 
 def solid_png(path: Path, size: tuple[int, int], colour: tuple[int, int, int, int]) -> Path:

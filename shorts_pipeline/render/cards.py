@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageDraw, ImageFilter
 
 from shorts_pipeline.render.errors import MediaError
+from shorts_pipeline.render.files import write_atomic
 from shorts_pipeline.render.geometry import FRAME_HEIGHT, FRAME_WIDTH, Overlay, safe_area
 from shorts_pipeline.render.text import draw_text, fit_text, text_block_size
 
@@ -243,7 +242,7 @@ def contact_sheet(
         sheet.paste(thumb, (x, y))
 
     data = _jpeg_under(sheet, CONTACT_SHEET_MAX_BYTES)
-    _write_atomic(str(out_path), data)
+    write_atomic(str(out_path), data)
     return str(out_path)
 
 
@@ -485,20 +484,4 @@ def _jpeg_under(image: Image.Image, max_bytes: int) -> bytes:
 def _save_atomic(image: Image.Image, path: str, image_format: str, **params: Any) -> None:
     buffer = io.BytesIO()
     image.save(buffer, image_format, **params)
-    _write_atomic(path, buffer.getvalue())
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    """Writes `data` to a temporary file next to `path`, then renames it over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; ffmpeg may run as another user
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomic(path, buffer.getvalue())

@@ -25,15 +25,14 @@ import math
 import os
 import re
 import struct
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from PIL import ImageFont
 
+from shorts_pipeline.render.files import write_atomic
 from shorts_pipeline.render.geometry import FRAME_HEIGHT, FRAME_WIDTH, safe_area
 from shorts_pipeline.render.speech_text import spoken_text
 from shorts_pipeline.render.text import FontFace, _break_pieces, _clusters, find_fonts, measure
@@ -150,7 +149,7 @@ def write_srt(cues: Sequence[Cue], path: str | os.PathLike[str]) -> None:
     for index, cue in enumerate(cues, start=1):
         timing = f"{_srt_time(cue.start)} --> {_srt_time(cue.end)}"
         blocks.append(f"{index}\n{timing}\n" + "\n".join(cue.lines) + "\n")
-    _write_atomic(path, "\n".join(blocks))
+    write_atomic(path, "\n".join(blocks).encode("utf-8"))
 
 
 def write_ass(
@@ -218,7 +217,7 @@ def write_ass(
             events.append(
                 f"Dialogue: 0,{_ass_time(start)},{_ass_time(end)},Subtitle,,0,0,0,,{prefix}{text}"
             )
-    _write_atomic(path, "\n".join(header + events) + "\n")
+    write_atomic(path, ("\n".join(header + events) + "\n").encode("utf-8"))
 
 
 def ass_filter(
@@ -718,23 +717,6 @@ def _ass_escape(text: str) -> str:
 
 
 # --- files, fonts and filter paths -----------------------------------------------------------
-
-
-def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Writes `text` (UTF-8) next to `path` under a temporary name, then renames it over."""
-    target = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=Path(target).name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; ffmpeg may run as another user
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _filter_path(path: str | os.PathLike[str], what: str) -> str:

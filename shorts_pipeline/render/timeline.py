@@ -69,6 +69,7 @@ class ClipSegment:
     duration: float
     overlays: tuple[Overlay, ...] = ()
     audio: bool = True  # keep the clip's own sound (silence is used when it has none)
+    colour: str = ""  # a colour filter (numbers only, e.g. a lutyuv) applied after the fit
 
 
 @dataclass(frozen=True)
@@ -339,6 +340,8 @@ class FilterGraph:
             motion = self._motion(seg, frames)
             return f"{body},{loop}{motion},{tail},trim=end_frame={frames}[{label}]"
         fitted = self._fit(src, seg.info, f"f{i}")
+        if seg.colour:
+            fitted += f",{seg.colour}"
         body = fitted + self._overlay_chain(i, f"o{i}")
         return (
             f"{body},tpad=stop_mode=clone:stop_duration=2,trim=end_frame={frames},{tail}[{label}]"
@@ -465,7 +468,10 @@ class FilterGraph:
                 pieces.append(f"[{label}x]")
             if body_end > body_start:
                 pieces.append(f"[{label}mc]")
-        parts.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0[{out}]")
+        # xfade's frames carry no duration, so concat starts the piece after each one on
+        # its last frame's timestamp: two frames share it and the encoder shows one twice
+        # and drops the other. Counting the frames again gives each its own slot.
+        parts.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0,setpts=N/{t.fps}/TB[{out}]")
         return ";".join(parts)
 
     # ---- audio -------------------------------------------------------------------------

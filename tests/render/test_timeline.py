@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from shorts_pipeline.render.continuity import frame_differences
 from shorts_pipeline.render.errors import RenderError
 from shorts_pipeline.render.geometry import Overlay
 from shorts_pipeline.render.inspect import inspect_video
@@ -342,3 +343,44 @@ def test_music_dips_under_the_voice_by_duck_db(tmp_path):
     # and the voice is there, well above the ducked bed
     assert band_db(voiced, 2.4, 3.2, 2900, 3100) > band_db(voiced, 2.4, 3.2, 40, 1500)
     assert inspect_video(out).loudness.integrated_lufs == pytest.approx(-14, abs=1)
+
+
+def test_crossfades_show_every_frame_once(tmp_path: Path) -> None:
+    """Regression: xfade's frames carry no duration, so the piece after each cross-fade
+    started on the fade's last timestamp and the encoder showed one frame twice (a stall at
+    every transition, in every format). Two moving patterns, one of them negated, let each
+    output frame be traced to its sources."""
+    clips = []
+    for n, extra in enumerate(("", ",negate")):
+        path = tmp_path / f"c{n}.mp4"
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=s=270x480:r=30:d=2{extra}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "12",
+                str(path),
+            ],
+            check=True,
+        )
+        clips.append(probe_clip(path))
+    timeline = Timeline(
+        segments=[ClipSegment(clips[0], 0.0, 1.5), ClipSegment(clips[1], 0.0, 1.5)],
+        transition="fade",
+        transition_seconds=0.2,
+        width=270,
+        height=480,
+    )
+    out = render_timeline(timeline, tmp_path / "out.mp4").path
+    diffs = frame_differences(out)
+    assert len(diffs) == round(timeline.duration * 30) - 1
+    assert diffs.min() > 0.5, f"frame {int(diffs.argmin())} repeats"

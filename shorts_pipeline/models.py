@@ -34,6 +34,15 @@ Transition = Literal["fade", "slide", "wipe", "none"]
 TtsEngine = Literal["espeak", "gtts", "openai"]
 ScriptWriterName = Literal["offline", "openai"]
 SlideStyle = Literal["basic", "animated"]
+Aspect = Literal["9:16", "16:9", "1:1"]
+VideoProviderName = Literal["storyboard", "fal"]
+
+# The finished video's size for each aspect: full HD on the long side.
+OUTPUT_SIZES: dict[str, tuple[int, int]] = {
+    "9:16": (1080, 1920),
+    "16:9": (1920, 1080),
+    "1:1": (1080, 1080),
+}
 
 # Source texts larger than this are refused with a clear message (≈ 25 000 words); the LLM
 # writer condenses anything over its own prompt budget first.
@@ -92,6 +101,69 @@ class SubtitleSettings(BaseModel):
     position: Literal["bottom", "middle"] = "bottom"
 
 
+class ExtendSettings(BaseModel):
+    """Extend videos: N AI-generated segments, each continuing from the last frames of the one
+    before, joined seamlessly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: VideoProviderName = Field(
+        "storyboard",
+        description="'storyboard' (offline: an animated preview of each planned segment, "
+        "labelled as such) or 'fal' (fal.ai image-to-video models; key from FAL_KEY).",
+    )
+    segment_count: int = Field(6, ge=2, le=10, description="Segments in the plan.")
+    segment_seconds: float = Field(
+        5.0, ge=2.0, le=12.0, description="Seconds the model generates per segment."
+    )
+    aspect: Aspect = Field("9:16", description="9:16 (Shorts), 16:9 or 1:1.")
+    resolution: Literal["720p", "1080p"] = Field(
+        "720p", description="What the model is asked for; the video is always full HD."
+    )
+    max_segments: int = Field(
+        8,
+        ge=1,
+        le=10,
+        description="Cost guard: a plan with more segments is refused before generation.",
+    )
+    max_cost_usd: float = Field(
+        5.0, ge=0.0, description="Cost guard: generation estimated above this is refused."
+    )
+    price_per_second_usd: float = Field(
+        0.05,
+        ge=0.0,
+        description="What the provider charges per generated second, for the estimate "
+        "(fal.ai's Kling 2.1 standard: about $0.05/s; check your model's price).",
+    )
+    fal_text_model: str = Field(
+        "fal-ai/kling-video/v2.1/master/text-to-video",
+        description="fal.ai model that makes segment 1 from its prompt.",
+    )
+    fal_image_model: str = Field(
+        "fal-ai/kling-video/v2.1/standard/image-to-video",
+        description="fal.ai model that makes each later segment from the previous one's frame.",
+    )
+    fal_arguments: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Extra model arguments sent as they are (e.g. negative_prompt, cfg_scale).",
+    )
+    fal_timeout_seconds: float = Field(
+        900.0, gt=0, le=3600, description="Longest wait for one segment, queue included."
+    )
+    seam_seconds: float = Field(
+        0.2, ge=0.0, le=1.0, description="Crossfade hiding each joint; 0 for a hard cut."
+    )
+    colour_match: bool = Field(
+        True, description="Match every segment's colours to segment 1 (stops drift)."
+    )
+    tail_window: float = Field(
+        0.5,
+        ge=0.05,
+        le=2.0,
+        description="The next segment starts from the sharpest frame of this last stretch.",
+    )
+
+
 class ProjectSettings(BaseModel):
     """Everything a creator can tune for one project; defaults make a good Top-5 short."""
 
@@ -141,6 +213,7 @@ class ProjectSettings(BaseModel):
         "local", description="Where the video is published: the local channel or YouTube."
     )
     privacy: Literal["public", "unlisted", "private"] = "public"
+    extend: ExtendSettings = Field(default_factory=ExtendSettings)
 
     @field_validator("clip_max_seconds")
     @classmethod
@@ -241,6 +314,60 @@ class SlideSet(BaseModel):
     badge_boxes: dict[int, tuple[int, int, int, int]] = Field(default_factory=dict)
     contact_sheet: str | None = None
     scenes: list[SceneVisual] = Field(default_factory=list)
+    captions: dict[int, str] = Field(
+        default_factory=dict, description="Extend storyboards: the label over each segment."
+    )
+    caption_boxes: dict[int, tuple[int, int, int, int]] = Field(default_factory=dict)
+    skipped_reason: str | None = None
+
+
+class GeneratedSegment(BaseModel):
+    """One generated segment of an extend video, stored as soon as it is done, and how it
+    joins the next one."""
+
+    index: int
+    media_key: str
+    digest: str = Field(
+        description="What it was made from, chained: its prompt, settings and "
+        "the digest of the segment before. Equal digests mean reusable files."
+    )
+    provider: str
+    model: str | None = None
+    prompt: str
+    reference_key: str | None = Field(None, description="The image it was generated from.")
+    next_reference_key: str | None = Field(
+        None, description="The sharpest late frame, colour-matched: the next segment's start."
+    )
+    planned_seconds: float
+    duration: float
+    width: int
+    height: int
+    fps: float
+    start: float = Field(
+        0.0, description="Seconds skipped: leading frames repeating the reference."
+    )
+    end: float = Field(
+        description="Where it is cut: just after the next segment's reference frame."
+    )
+    colour_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    colour_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    drift_before: float = Field(0.0, description="ΔE (CIELAB) of mean colour vs segment 1.")
+    drift_after: float = Field(0.0, description="The same after colour matching.")
+    reused: bool = False
+    request_id: str | None = None
+    generate_seconds: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+
+
+class SegmentSet(BaseModel):
+    """Every generated segment of an extend video, or why the project has none."""
+
+    project_key: str
+    provider: str | None = None
+    storyboard: bool = False
+    segments: list[GeneratedSegment] = Field(default_factory=list)
+    estimated_cost_usd: float = 0.0
+    skipped_reason: str | None = None
 
 
 class VideoRecord(BaseModel):
@@ -296,8 +423,37 @@ class ScriptChapter(BaseModel):
     scenes: list[ScriptScene] = Field(min_length=1)
 
 
+class PlannedSegment(BaseModel):
+    """One AI-generated segment of an extend video, as planned."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: str = Field(max_length=400, description="What happens in this segment.")
+    prompt: str = Field(
+        max_length=2000,
+        description="The whole prompt sent to the model: the shared context, the action and "
+        "(after the first) the instruction to continue from the reference frame.",
+    )
+
+
+class SegmentPlan(BaseModel):
+    """The plan of an extend video: context every segment shares, then the segments."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    subject: str = Field(max_length=300)
+    style: str = Field(max_length=300)
+    camera: str = Field(max_length=300)
+    lighting: str = Field(max_length=300)
+    continuity: str = Field(max_length=500, description="Sent with every segment after the first.")
+    seconds: float = Field(gt=0, le=20, description="Seconds per generated segment.")
+    aspect: Aspect = "9:16"
+    segments: list[PlannedSegment] = Field(min_length=1, max_length=10)
+
+
 class VideoScript(BaseModel):
-    """The validated script of a video: chapters of scenes, in order."""
+    """The validated script of a video: chapters of scenes, in order. Extend videos also
+    carry their segment plan (one scene per segment: the narration spoken over it)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -305,6 +461,7 @@ class VideoScript(BaseModel):
     language: str = "en"
     chapters: list[ScriptChapter] = Field(min_length=1)
     writer: str = Field("offline", description="offline, openai:<model>, or edited")
+    plan: SegmentPlan | None = None
 
     def scenes(self) -> list[ScriptScene]:
         return [scene for chapter in self.chapters for scene in chapter.scenes]
@@ -326,6 +483,22 @@ class VideoScript(BaseModel):
                 if scene.broll_keywords:
                     lines.append(f"  - b-roll: {', '.join(scene.broll_keywords)}")
                 lines.append("")
+        if self.plan is not None:
+            plan = self.plan
+            lines += [
+                "## Segment plan",
+                "",
+                f"{len(plan.segments)} × {plan.seconds:g} s, {plan.aspect}",
+                "",
+                f"- subject: {plan.subject}",
+                f"- style: {plan.style}",
+                f"- camera: {plan.camera}",
+                f"- lighting: {plan.lighting}",
+                f"- continuity: {plan.continuity}",
+                "",
+            ]
+            for k, seg in enumerate(plan.segments, start=1):
+                lines += [f"**segment {k}** — {seg.action}", f"> {seg.prompt}", ""]
         return "\n".join(lines)
 
 

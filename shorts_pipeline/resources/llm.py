@@ -192,6 +192,8 @@ class ScriptWriterResource(dg.ConfigurableResource):
     def write(self, project: ProjectSpec, clips: Sequence[SelectedClip] = ()) -> WrittenScript:
         """The project's script, validated against its settings."""
         settings = project.settings.script
+        if project.format is ProjectFormat.extend:
+            return self._plan(project)
         if settings.writer == "offline":
             script, notes = _offline(project, clips)
             check_script(script, settings)
@@ -202,6 +204,31 @@ class ScriptWriterResource(dg.ConfigurableResource):
             api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or None,
             base_url=settings.base_url or self.base_url or os.environ.get("OPENAI_BASE_URL"),
         ).run()
+
+    def _plan(self, project: ProjectSpec) -> WrittenScript:
+        """An extend video's segment plan (see `segment_plan`)."""
+        from shorts_pipeline.resources import segment_plan  # it builds on this module
+
+        settings = project.settings.script
+        if settings.writer == "offline":
+            script = segment_plan.offline_plan(project)
+            written = segment_plan.WrittenPlan(script, attempts=0, repaired=False)
+        else:
+            written = segment_plan.PlanSession(
+                project=project,
+                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or None,
+                base_url=settings.base_url or self.base_url or os.environ.get("OPENAI_BASE_URL"),
+            ).run()
+        problems = segment_plan.plan_problems(written.script, project.settings.extend)
+        if problems:
+            raise ScriptError("; ".join(problems))
+        return WrittenScript(
+            written.script,
+            attempts=written.attempts,
+            repaired=written.repaired,
+            writer=written.script.writer,
+            notes=written.notes,
+        )
 
 
 # ---- the OpenAI-compatible writer ---------------------------------------------------------

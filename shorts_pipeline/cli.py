@@ -31,13 +31,23 @@ from shorts_pipeline.models import ProjectFormat, ProjectSettings, ProjectSpec
 console = Console(stderr=True)
 out = Console()
 
-STAGES = ["search_results", "selections", "script", "narration", "slides", "video", "upload"]
+STAGES = [
+    "search_results",
+    "selections",
+    "script",
+    "narration",
+    "slides",
+    "segments",
+    "video",
+    "upload",
+]
 STAGE_LABELS = {
     "search_results": "search",
     "selections": "select",
     "script": "script",
     "narration": "voice",
     "slides": "slides",
+    "segments": "segments",
     "video": "video",
     "upload": "upload",
 }
@@ -48,6 +58,7 @@ STAGE_WEIGHTS = {
     "script": 3,
     "narration": 6,
     "slides": 4,
+    "segments": 10,
     "video": 70,
     "upload": 5,
 }
@@ -60,6 +71,7 @@ class DemoProject:
     keywords: tuple[str, ...] = ()
     language: str = "en"
     source_text: str | None = None  # a file in shorts_pipeline/demo_texts
+    settings: dict[str, Any] | None = None
 
 
 DEMO_PROJECTS = [
@@ -70,6 +82,12 @@ DEMO_PROJECTS = [
         ("football", "dribbling"),
         language="ko",
         source_text="ko_dribbling.md",
+    ),
+    # Offline, the extend format previews its plan as an animated storyboard.
+    DemoProject(
+        "A paper boat drifting down a rainy city street at dusk",
+        "extend",
+        settings={"extend": {"provider": "storyboard", "segment_count": 6}},
     ),
 ]
 
@@ -182,6 +200,19 @@ def demo(as_json: bool) -> None:
     help="Where the publish schedule publishes it (youtube needs YOUTUBE_* credentials).",
 )
 @click.option("--review", is_flag=True, help="Require approval before publishing.")
+@click.option(
+    "--provider",
+    type=click.Choice(["storyboard", "fal"]),
+    default="storyboard",
+    show_default=True,
+    help="Extend: who generates the segments (storyboard: an offline preview; fal: fal.ai, "
+    "key from FAL_KEY).",
+)
+@click.option("--segments", type=click.IntRange(2, 10), help="Extend: how many segments.")
+@click.option(
+    "--segment-seconds", type=click.FloatRange(2, 12), help="Extend: seconds per segment."
+)
+@click.option("--aspect", type=click.Choice(["9:16", "16:9", "1:1"]), help="Extend: aspect.")
 @click.option("--json", "as_json", is_flag=True)
 def add(
     title: str,
@@ -206,18 +237,26 @@ def add(
     publish_at: str | None,
     publisher: str,
     review: bool,
+    provider: str,
+    segments: int | None,
+    segment_seconds: float | None,
+    aspect: str | None,
     as_json: bool,
 ) -> None:
     """Register a project; prints its key."""
     from shorts_pipeline.resources.catalog import ProjectExistsError
 
-    if fmt == ProjectFormat.extend.value:
-        raise CommandError(
-            "the extend format is not available in this version yet; use ranking or explainer"
-        )
     text = source_text.read() if source_text is not None else None
-    if text is not None and fmt != ProjectFormat.explainer.value:
-        raise CommandError("--source-text is for explainers: add --format explainer")
+    if text is not None and fmt == ProjectFormat.ranking.value:
+        raise CommandError(
+            "--source-text is for explainers (the text) and extend videos (one action per "
+            "sentence): add --format explainer or --format extend"
+        )
+    extend_options = provider, segments, segment_seconds, aspect
+    if fmt != ProjectFormat.extend.value and extend_options != ("storyboard", None, None, None):
+        raise CommandError(
+            "--provider, --segments, --segment-seconds and --aspect are for --format extend"
+        )
     if library and not Path(library).is_dir():
         raise CommandError(f"library folder {library} does not exist")
     if search_source == "tiktok" and not urls:
@@ -249,6 +288,7 @@ def add(
         library=str(Path(library).resolve()) if library else None,
         search_source=search_source,
         urls=list(urls),
+        extend=_extend_settings(provider, segments, segment_seconds, aspect),
     )
     try:
         spec = _catalog().add_project(
@@ -390,6 +430,12 @@ def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -
                     for e in err.errors()[:5]
                 )
                 raise CommandError(f"{edit_file.name} is not a valid script: {problems}") from err
+            if spec.format is ProjectFormat.extend:
+                from shorts_pipeline.resources.segment_plan import plan_problems
+
+                wrong = plan_problems(edited, spec.settings.extend)
+                if wrong:
+                    raise CommandError(f"{edit_file.name}: {'; '.join(wrong)}")
             catalog.set_script_override(
                 spec.key, edited.model_copy(update={"writer": "edited"}), handled=not no_run
             )
@@ -514,6 +560,24 @@ def _project(key: str) -> ProjectSpec:
         raise CommandError(str(err)) from err
 
 
+def _extend_settings(
+    provider: str, segments: int | None, seconds: float | None, aspect: str | None
+) -> Any:
+    from shorts_pipeline.models import ExtendSettings
+
+    values: dict[str, Any] = {"provider": provider}
+    if segments is not None:
+        values["segment_count"] = segments
+    if seconds is not None:
+        values["segment_seconds"] = seconds
+    if aspect is not None:
+        values["aspect"] = aspect
+    try:
+        return ExtendSettings(**values)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
+
+
 def _existing_or_new(catalog: Any, project: DemoProject) -> ProjectSpec:
     from importlib import resources
 
@@ -535,7 +599,7 @@ def _existing_or_new(catalog: Any, project: DemoProject) -> ProjectSpec:
             project.title,
             project.format,
             keywords=list(project.keywords),
-            settings=ProjectSettings(language=project.language),
+            settings=ProjectSettings(language=project.language, **(project.settings or {})),
             source_text=text,
         )
     _instance().add_dynamic_partitions("project", [spec.key])

@@ -14,6 +14,7 @@ from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 from shorts_pipeline.resources.llm import ScriptWriterResource
 from shorts_pipeline.resources.media_store import MediaStoreResource
 from shorts_pipeline.resources.tts import TtsResource
+from shorts_pipeline.resources.video_gen import VideoGenResource
 from shorts_pipeline.resources.youtube import YouTubePublisher
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 from shorts_pipeline.schedules import publish_schedule
@@ -45,6 +46,7 @@ defs = dg.Definitions(
         "ytdlp": YtDlpSource(),
         "script_writer": ScriptWriterResource(),
         "tts": TtsResource(),
+        "video_gen": VideoGenResource(),
         "local_channel": LocalChannelPublisher(),
         "youtube": YouTubePublisher(),
     },

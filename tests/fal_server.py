@@ -116,6 +116,9 @@ class FalServer:
     seconds_override: float | None = None
     corrupt: bool = False
     drift: tuple[float, float, float] | None = None
+    # The text-to-video picture: a lavfi source ({w}, {h} and {fps} filled in). Colour noise
+    # keeps the same colour statistics under zoom, so drift measurements see only the drift.
+    pattern: str = "testsrc2=size={w}x{h}:rate={fps}"
     result_override: dict[str, Any] | None = None
     # state
     requests: list[Recorded] = field(default_factory=list)
@@ -315,6 +318,7 @@ class FalServer:
                 size=self.size,
                 seconds=self.seconds_override,
                 drift=self.drift,
+                pattern=self.pattern,
             )
         except Exception as err:
             with self._lock:
@@ -331,6 +335,7 @@ def make_video(
     size: tuple[int, int] | None = None,
     seconds: float | None = None,
     drift: tuple[float, float, float] | None = None,
+    pattern: str = "testsrc2=size={w}x{h}:rate={fps}",
 ) -> None:
     """The MP4 a fal video model would make for `arguments` (see the module docstring)."""
     width, height = size or output_size(arguments)
@@ -349,7 +354,7 @@ def make_video(
                 f"crop={width}:{height}",
             ]
         else:
-            inputs = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={FPS}"]
+            inputs = ["-f", "lavfi", "-i", pattern.format(w=width, h=height, fps=FPS)]
             filters = []
         if drift is not None:
             r, g, b = drift

@@ -17,6 +17,7 @@ from shorts_pipeline.resources.clip_sources import LocalLibrarySource
 from shorts_pipeline.resources.llm import ScriptWriterResource
 from shorts_pipeline.resources.media_store import MediaStoreResource
 from shorts_pipeline.resources.tts import TtsResource
+from shorts_pipeline.resources.video_gen import VideoGenResource
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 # Short clips and cards: a whole ranking renders in a few seconds, still at 1080x1920.
@@ -51,6 +52,7 @@ def project_resources(
         "ytdlp": ytdlp or YtDlpSource(),
         "script_writer": ScriptWriterResource(),
         "tts": TtsResource(),
+        "video_gen": VideoGenResource(poll_interval=0.05),
     }
 
 

@@ -63,7 +63,7 @@ def test_ranking_project_end_to_end(clip_library, shorts_home):
 
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {
-        "resolution_1080x1920",
+        "resolution",
         "frame_rate_30",
         "duration_within_limit",
         "has_audio",

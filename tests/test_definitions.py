@@ -83,7 +83,7 @@ def test_graph_shape_and_what_the_ui_shows():
         assert node.group_name == ("publishing" if key.path[-1] == "publication" else "production")
     checks = {c.name for c in graph.get_check_keys_for_assets({dg.AssetKey("video")})}
     assert checks == {
-        "resolution_1080x1920",
+        "resolution",
         "frame_rate_30",
         "duration_within_limit",
         "has_audio",

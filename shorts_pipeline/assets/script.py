@@ -1,18 +1,21 @@
 """script: the validated words of the video, chapters of scenes."""
 
+from typing import Any
+
 import dagster as dg
 from pydantic import ValidationError
 
-from shorts_pipeline.assets.common import OWNERS, markdown_table, project_of, require_format
-from shorts_pipeline.models import ProjectFormat, ScriptSettings, Selections, VideoScript
+from shorts_pipeline.assets.common import OWNERS, markdown_table, project_of
+from shorts_pipeline.models import ProjectFormat, ProjectSpec, Selections, VideoScript
 from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.llm import (
     ScriptError,
     ScriptWriterResource,
-    check_script,
+    script_problems,
     speaking_seconds,
 )
+from shorts_pipeline.resources.segment_plan import estimated_cost, plan_problems
 
 
 class ScriptConfig(dg.Config):
@@ -43,19 +46,18 @@ def script(
     answer and one repair round — unless the creator replaced it (`shorts script KEY --edit`
     or run config), which always wins."""
     project = project_of(context, catalog)
-    require_format(project, ProjectFormat.ranking, ProjectFormat.explainer)
     settings = project.settings.script
     notes: list[str] = []
     attempts = 0
     if config.script_json:
         written = _parse_edit(config.script_json)
-        check_or_fail(written, project.settings.script)
+        check_or_fail(written, project)
         # This run renders it: the re-render sensor need not start another.
         catalog.set_script_override(project.key, written, handled=True)
         notes.append("replaced by run config (kept in the catalog for later runs)")
     elif (edited := catalog.script_override(project.key)) is not None:
         written = edited
-        check_or_fail(written, project.settings.script)
+        check_or_fail(written, project)
         notes.append("the creator's edit (`shorts script --edit`)")
     else:
         try:
@@ -97,8 +99,23 @@ def script(
             "target_s": settings.target_seconds,
             "llm_attempts": attempts,
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
+            **_plan_metadata(written, project),
         },
     )
+
+
+def _plan_metadata(script: VideoScript, project: ProjectSpec) -> dict[str, Any]:
+    """Extend videos: the plan's size and what generating it would cost, before it is made."""
+    if script.plan is None:
+        return {}
+    settings = project.settings.extend
+    return {
+        "segment_count": len(script.plan.segments),
+        "segment_seconds": script.plan.seconds,
+        "provider": settings.provider,
+        "estimated_cost_usd": estimated_cost(script.plan, settings),
+        "cost_guard_usd": settings.max_cost_usd,
+    }
 
 
 def _parse_edit(raw: str) -> VideoScript:
@@ -116,8 +133,9 @@ def _parse_edit(raw: str) -> VideoScript:
     return script.model_copy(update={"writer": "edited"})
 
 
-def check_or_fail(script: VideoScript, settings: ScriptSettings) -> None:
-    try:
-        check_script(script, settings)
-    except ScriptError as err:
-        raise dg.Failure(description=str(err), allow_retries=False) from err
+def check_or_fail(script: VideoScript, project: ProjectSpec) -> None:
+    problems = script_problems(script, project.settings.script)
+    if project.format is ProjectFormat.extend:
+        problems += plan_problems(script, project.settings.extend)
+    if problems:
+        raise dg.Failure(description="; ".join(problems), allow_retries=False)

@@ -8,7 +8,6 @@ from shorts_pipeline.assets.common import (
     clip_source_for,
     markdown_table,
     project_of,
-    require_format,
     search_clips,
 )
 from shorts_pipeline.models import ClipCandidate, ProjectFormat
@@ -40,7 +39,8 @@ def search_results(
     videos, broken files) are listed with the reason. For an explainer these are its b-roll
     candidates; finding none is not an error (its scenes become slides)."""
     project = project_of(context, catalog)
-    require_format(project, ProjectFormat.ranking, ProjectFormat.explainer)
+    if project.format is ProjectFormat.extend:
+        return _empty("extend videos are generated, not made of found clips")
     explainer = project.format is ProjectFormat.explainer
     if explainer and not project.settings.broll:
         return _empty("b-roll is off for this project (settings.broll): every scene is a slide")

@@ -13,7 +13,6 @@ from shorts_pipeline.assets.common import (
     clip_source_for,
     markdown_table,
     project_of,
-    require_format,
 )
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
@@ -61,13 +60,17 @@ def selections(
     win. A clip that cannot be downloaded or probed is replaced by the next candidate and the
     reason is recorded."""
     project = project_of(context, catalog)
-    require_format(project, ProjectFormat.ranking, ProjectFormat.explainer)
     settings = project.settings
     explainer = project.format is ProjectFormat.explainer
-    if explainer and search_results.empty:
+    if project.format is ProjectFormat.extend or (explainer and search_results.empty):
+        reason = (
+            "extend videos are generated, not made of found clips"
+            if project.format is ProjectFormat.extend
+            else "no b-roll candidates: scenes use slides"
+        )
         return dg.MaterializeResult(
             value=Selections(project_key=project.key, manual=False, clips=[]),
-            metadata={"count": 0, "skipped_reason": "no b-roll candidates: scenes use slides"},
+            metadata={"count": 0, "skipped_reason": reason},
         )
     candidates = [_candidate(row) for row in search_results.to_dict("records")]
     by_id = {c.id: c for c in candidates}

@@ -4,8 +4,10 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
+from PIL import Image
 
 from shorts_pipeline.assets.common import (
     OWNERS,
@@ -16,6 +18,7 @@ from shorts_pipeline.assets.common import (
 )
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
+    OUTPUT_SIZES,
     Narration,
     ProjectFormat,
     ProjectSpec,
@@ -37,6 +40,7 @@ from shorts_pipeline.render.cards import (
 )
 from shorts_pipeline.render.explainer import LEAD_SECONDS, scene_crossfade
 from shorts_pipeline.render.speech_text import spoken_text
+from shorts_pipeline.render.storyboard import draw_storyboard_caption
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.llm import speaking_seconds
 from shorts_pipeline.resources.media_store import MediaStoreResource
@@ -65,6 +69,8 @@ def slides(
     project = project_of(context, catalog)
     if project.format is ProjectFormat.explainer:
         return _explainer_slides(context, project, selections, script, narration, media_store)
+    if project.format is ProjectFormat.extend:
+        return _extend_slides(project, script, media_store)
     count = len(selections.clips)
     scratch = Path(tempfile.mkdtemp(prefix="slides-", dir=cache_dir()))
     try:
@@ -207,3 +213,59 @@ def _broll_start(clip: SelectedClip, seconds: float) -> float:
 
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"\w+", text.casefold()) if len(w) > 1}
+
+
+def _extend_slides(
+    project: ProjectSpec, script: VideoScript, media_store: MediaStoreResource
+) -> dg.MaterializeResult[SlideSet]:
+    """Extend videos show only their segments; a storyboard labels each one with its number
+    and planned action, so nobody mistakes the preview for the generated video."""
+    if project.settings.extend.provider != "storyboard" or script.plan is None:
+        record = SlideSet(
+            project_key=project.key, skipped_reason="generated segments need no slides"
+        )
+        return dg.MaterializeResult(value=record, metadata={"skipped": record.skipped_reason})
+    width, height = OUTPUT_SIZES[project.settings.extend.aspect]
+    # Narrated storyboards keep the bottom for the subtitles.
+    spoken = project.settings.narration and project.settings.subtitles.enabled
+    position: Literal["top", "bottom"] = "top" if spoken else "bottom"
+    count = len(script.plan.segments)
+    captions: dict[int, str] = {}
+    boxes: dict[int, tuple[int, int, int, int]] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="slides-", dir=cache_dir()))
+    try:
+        local = []
+        for k, segment in enumerate(script.plan.segments):
+            path, x, y = draw_storyboard_caption(
+                scratch / f"caption-{k + 1:02d}.png",
+                prompt=segment.action,
+                index=k,
+                count=count,
+                width=width,
+                height=height,
+                position=position,
+            )
+            with Image.open(path) as img:
+                w, h = img.size
+            key = project_media_key(project, "slides", f"caption-{k + 1:02d}.png")
+            captions[k] = media_store.put(path, key)
+            boxes[k] = (x, y, w, h)
+            local.append(path)
+        sheet = contact_sheet(local, scratch / "sheet.jpg")
+        record = SlideSet(
+            project_key=project.key,
+            captions=captions,
+            caption_boxes=boxes,
+            contact_sheet=media_store.put(sheet, project_media_key(project, "slides", "sheet.jpg")),
+        )
+        preview = image_markdown(sheet, max_width=360, quality=55)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dg.MaterializeResult(
+        value=record,
+        metadata={
+            "images": len(captions),
+            "storyboard_captions": dg.MetadataValue.md(preview),
+            "caption_position": position,
+        },
+    )

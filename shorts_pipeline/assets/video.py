@@ -1,4 +1,5 @@
-"""video: the finished 1080x1920 MP4, rendered in one ffmpeg process, with blocking checks."""
+"""video: the finished MP4 (1080x1920 unless an extend project asks for another aspect),
+rendered in one ffmpeg process, with blocking checks."""
 
 import dataclasses
 import shutil
@@ -10,20 +11,24 @@ import dagster as dg
 from shorts_pipeline.assets.common import OWNERS, image_markdown, project_media_key, project_of
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
+    OUTPUT_SIZES,
     Narration,
     ProjectFormat,
     ProjectSettings,
     ProjectSpec,
     ProjectStatus,
     SceneAudio,
+    SegmentSet,
     Selections,
     SlideSet,
     VideoRecord,
     VideoScript,
 )
 from shorts_pipeline.partitions import project_partitions
+from shorts_pipeline.render.continuity import ColourMatch
 from shorts_pipeline.render.errors import MediaError
 from shorts_pipeline.render.explainer import ExplainerScene, explainer_timeline
+from shorts_pipeline.render.extend import ExtendPart, extend_timeline
 from shorts_pipeline.render.geometry import Overlay
 from shorts_pipeline.render.inspect import VideoFacts, inspect_video
 from shorts_pipeline.render.probe import probe_clip
@@ -36,20 +41,21 @@ from shorts_pipeline.render.ranking import (
 from shorts_pipeline.render.speech_text import spoken_text
 from shorts_pipeline.render.subtitles import Cue, SpokenScene, build_cues, write_ass, write_srt
 from shorts_pipeline.render.synth import make_music_bed
-from shorts_pipeline.render.timeline import MOTIONS, Timeline, render_timeline
+from shorts_pipeline.render.timeline import MOTIONS, Timeline, VoiceCue, render_timeline
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.llm import speaking_seconds
 from shorts_pipeline.resources.media_store import MediaStoreResource
 
 LOUDNESS_TARGET = -14.0
 LOUDNESS_TOLERANCE = 1.0
+VOICE_LEAD = 0.3  # seconds into an extend segment before its line is heard
 
 CHECKS = [
     dg.AssetCheckSpec(
-        "resolution_1080x1920",
+        "resolution",
         asset="video",
         blocking=True,
-        description="The video is 1080x1920 with square pixels.",
+        description="The video has the project's size (1080x1920 for 9:16) and square pixels.",
     ),
     dg.AssetCheckSpec(
         "frame_rate_30",
@@ -92,6 +98,7 @@ def video(
     script: VideoScript,
     narration: Narration,
     slides: SlideSet,
+    segments: SegmentSet,
     catalog: CatalogResource,
     media_store: MediaStoreResource,
 ):  # untyped: with check_specs, Dagster reads a return annotation as output types
@@ -99,7 +106,9 @@ def video(
     1080x1920, 30 fps, +faststart, loudness at −14 LUFS, plus a JPEG thumbnail and the SRT.
     Ranking: title card, clips #N..#1 fitted to the frame with their rank badges, transitions,
     outro, music under the clips' sound. Explainer: one slide (Ken Burns) or b-roll clip per
-    scene, each as long as its narration. Both: the voice over the music and clip sound, which
+    scene, each as long as its narration. Extend: the generated segments, each cut where the
+    next continues, colour-matched to the first, cross-faded at the seams (storyboards keep
+    their label). All: the voice over the music and clip sound, which
     dip under it, and subtitles burned in, timed to the words. Checks judge the file ffprobe
     reads back."""
     project = project_of(context, catalog)
@@ -110,6 +119,8 @@ def video(
             timeline, thumb_at = _explainer(
                 project, script, slides, narration, selections, media_store
             )
+        elif project.format is ProjectFormat.extend:
+            timeline, thumb_at = _extend(context, project, segments, slides, narration, media_store)
         else:
             timeline, thumb_at = _ranking(
                 project, selections, slides, script, narration, media_store
@@ -134,6 +145,7 @@ def video(
             write_ass(
                 cues,
                 ass,
+                frame=(timeline.width, timeline.height),
                 font_size=settings.subtitles.font_size,
                 highlight_words=settings.subtitles.highlight_words,
                 position=settings.subtitles.position,
@@ -336,6 +348,68 @@ def _explainer(
     return timeline, min(1.0, timeline.duration / 2)
 
 
+def _extend(
+    context: dg.AssetExecutionContext,
+    project: ProjectSpec,
+    segments: SegmentSet,
+    slides: SlideSet,
+    narration: Narration,
+    media_store: MediaStoreResource,
+) -> tuple[Timeline, float]:
+    settings = project.settings
+    width, height = output_size(project)
+    parts = []
+    for seg in segments.segments:
+        overlays: tuple[Overlay, ...] = ()
+        if seg.index in slides.captions:
+            x, y, w, h = slides.caption_boxes[seg.index]
+            path = str(media_store.local_path(slides.captions[seg.index]))
+            overlays = (Overlay(path, x, y, w, h),)
+        match = ColourMatch(gain=seg.colour_gain, offset=seg.colour_offset)
+        parts.append(
+            ExtendPart(
+                probe_clip(media_store.local_path(seg.media_key), check_tail=False),
+                seg.start,
+                seg.end,
+                colour="" if match.identity else match.ffmpeg_filter(),
+                overlays=overlays,
+            )
+        )
+    timeline = extend_timeline(
+        parts,
+        seam=settings.extend.seam_seconds,
+        width=width,
+        height=height,
+        music=_music_path(settings),
+        music_db=settings.music_db,
+        duck_db=settings.duck_db,
+    )
+    # Each segment's line is heard from just after the segment starts.
+    starts = timeline.segment_starts()
+    voice = []
+    for scene in narration.scenes:
+        if not scene.media_key or scene.index >= len(starts):
+            continue
+        start = starts[scene.index] + VOICE_LEAD
+        room = timeline.segments[scene.index].duration - VOICE_LEAD
+        if scene.duration > room:
+            context.log.warning(
+                f"the narration of segment {scene.index + 1} runs {scene.duration:.1f} s, "
+                f"longer than its {room:.1f} s on screen: shorten the line"
+            )
+        path = str(media_store.local_path(scene.media_key))
+        voice.append(VoiceCue(path, start, scene.duration))
+    timeline = dataclasses.replace(timeline, voice=tuple(voice))
+    return timeline, min(1.0, timeline.duration / 2)
+
+
+def output_size(project: ProjectSpec) -> tuple[int, int]:
+    """The finished video's width and height."""
+    if project.format is ProjectFormat.extend:
+        return OUTPUT_SIZES[project.settings.extend.aspect]
+    return OUTPUT_SIZES["9:16"]
+
+
 def _cues(timeline: Timeline, narration: Narration, settings: ProjectSettings) -> list[Cue]:
     """Subtitle cues for every voice cue of the timeline, from the scenes' word timings."""
     if not settings.subtitles.enabled or not timeline.voice:
@@ -364,7 +438,10 @@ def _cues(timeline: Timeline, narration: Narration, settings: ProjectSettings) -
             )
         )
     return build_cues(
-        spoken, font_size=settings.subtitles.font_size, max_lines=settings.subtitles.max_lines
+        spoken,
+        font_size=settings.subtitles.font_size,
+        max_lines=settings.subtitles.max_lines,
+        frame=(timeline.width, timeline.height),
     )
 
 
@@ -374,12 +451,17 @@ def _local(media_store: MediaStoreResource, key: str | None) -> str | None:
 
 def video_checks(facts: VideoFacts, project: ProjectSpec) -> list[dg.AssetCheckResult]:
     limit = project.settings.max_duration
+    size = output_size(project)
     lufs = facts.loudness.integrated_lufs if facts.loudness else None
     return [
         dg.AssetCheckResult(
-            check_name="resolution_1080x1920",
-            passed=(facts.width, facts.height) == (1080, 1920) and facts.sar in ("1:1", "N/A"),
-            metadata={"resolution": f"{facts.width}x{facts.height}", "sar": facts.sar},
+            check_name="resolution",
+            passed=(facts.width, facts.height) == size and facts.sar in ("1:1", "N/A"),
+            metadata={
+                "resolution": f"{facts.width}x{facts.height}",
+                "expected": f"{size[0]}x{size[1]}",
+                "sar": facts.sar,
+            },
         ),
         dg.AssetCheckResult(
             check_name="frame_rate_30",

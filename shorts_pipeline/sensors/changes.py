@@ -17,8 +17,8 @@ from shorts_pipeline.resources.catalog import CatalogResource
 MAX_CHANGES_PER_TICK = 50
 # What each kind of change re-renders: the changed stage and everything after it.
 DOWNSTREAM = {
-    "script": ["script", "narration", "slides", "video", "upload"],
-    "selection": ["selections", "script", "narration", "slides", "video", "upload"],
+    "script": ["script", "narration", "slides", "segments", "video", "upload"],
+    "selection": ["selections", "script", "narration", "slides", "segments", "video", "upload"],
 }
 
 

@@ -10,7 +10,7 @@ from shorts_pipeline.resources.catalog import CatalogResource
 
 # Projects taken per tick: a burst of titles is spread over ticks instead of one huge request.
 MAX_PROJECTS_PER_TICK = 20
-RENDERABLE = {ProjectFormat.ranking, ProjectFormat.explainer}
+RENDERABLE = {ProjectFormat.ranking, ProjectFormat.explainer, ProjectFormat.extend}
 
 
 @dg.sensor(

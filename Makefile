@@ -20,6 +20,7 @@ test: bootstrap
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run --group bench python bench/ranking_render.py --smoke
+	$(UV) run python bench/extend_seams.py --smoke
 	$(UV) run pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 lint: bootstrap
@@ -28,11 +29,13 @@ lint: bootstrap
 bench: bootstrap
 	$(UV) run --group bench python bench/ranking_render.py
 	$(UV) run --group bench python bench/explainer_render.py
+	$(UV) run python bench/extend_seams.py
 
 # Tiny inputs, every variant once, no times asserted: keeps the benchmark from rotting.
 bench-smoke: bootstrap
 	$(UV) run --group bench python bench/ranking_render.py --smoke
 	$(UV) run --group bench python bench/explainer_render.py --smoke
+	$(UV) run python bench/extend_seams.py --smoke
 
 ui: bootstrap
 	mkdir -p $${DAGSTER_HOME:-$$PWD/.shorts/dagster}

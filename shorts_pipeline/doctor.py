@@ -47,6 +47,7 @@ def run_checks() -> list[Check]:
         _fonts(),
         _espeak(),
         _openai_key(),
+        _fal_key(),
         _home(),
         _catalog(),
         _media_store(),
@@ -139,6 +140,20 @@ def _openai_key() -> Check:
         False,
         "OPENAI_API_KEY is not set: the offline writer and espeak-ng are used",
         "export OPENAI_API_KEY=... (and OPENAI_BASE_URL for Ollama/vLLM) to use an LLM",
+        required=False,
+    )
+
+
+def _fal_key() -> Check:
+    """Only extend projects with provider 'fal' need a key; its value is never shown."""
+    if os.environ.get("FAL_KEY"):
+        queue = os.environ.get("FAL_QUEUE_URL", "https://queue.fal.run")
+        return Check("fal.ai", True, f"FAL_KEY is set; queue {queue}", required=False)
+    return Check(
+        "fal.ai",
+        False,
+        "FAL_KEY is not set: extend videos are made as offline storyboards",
+        "export FAL_KEY=... to generate extend segments with fal.ai models",
         required=False,
     )
 

@@ -34,7 +34,16 @@ def test_add_prints_a_safe_key_and_registers_the_partition(shorts_home):
     [row] = json.loads(out)
     assert row["key"] == key and row["title"] == "축구 묘기 🔥 ../../etc"
     assert row["stages"] == dict.fromkeys(
-        ["search_results", "selections", "script", "narration", "slides", "video", "upload"]
+        [
+            "search_results",
+            "selections",
+            "script",
+            "narration",
+            "slides",
+            "segments",
+            "video",
+            "upload",
+        ]
     )
     import dagster as dg
 
@@ -46,7 +55,8 @@ def test_add_prints_a_safe_key_and_registers_the_partition(shorts_home):
     ("args", "message"),
     [
         (["add", "x", "--publish-at", "next tuesday"], "not an ISO 8601 time"),
-        (["add", "x", "--format", "extend"], "not available in this version"),
+        (["add", "x", "--segments", "3"], "are for --format extend"),
+        (["add", "x", "--format", "extend", "--segments", "12"], "12 is not in the range"),
         (["add", "x", "--library", "/no/such/dir"], "does not exist"),
         (["run", "no-such-project-12345678"], "no project"),
         (["run", "../../etc"], "is not a project key"),
@@ -173,9 +183,9 @@ def test_demo_makes_a_real_video_offline(shorts_home):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranking, explainer = json.loads(proc.stdout)
-    assert ranking["success"] and explainer["success"]
-    for result in (ranking, explainer):
+    ranking, explainer, extend = json.loads(proc.stdout)
+    assert ranking["success"] and explainer["success"] and extend["success"]
+    for result in (ranking, explainer, extend):
         video = Path(result["video_path"])
         assert video.is_file() and video.is_relative_to(shorts_home)
         facts = inspect_video(video)
@@ -194,7 +204,7 @@ def test_demo_makes_a_real_video_offline(shorts_home):
     code, out = invoke("status", "--json")
     assert code == 0
     rows = json.loads(out)
-    assert [r["format"] for r in rows] == ["ranking", "explainer"]
+    assert [r["format"] for r in rows] == ["ranking", "explainer", "extend"]
     assert all(r["status"] == "uploaded" and all(r["stages"].values()) for r in rows)
 
 

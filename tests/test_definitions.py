@@ -27,6 +27,7 @@ STAGES = [
     "script",
     "narration",
     "slides",
+    "segments",
     "video",
     "upload",
     "publication",
@@ -71,7 +72,8 @@ def test_graph_shape_and_what_the_ui_shows():
         "script": ["selections"],
         "narration": ["script"],
         "slides": ["narration", "script", "selections"],
-        "video": ["narration", "script", "selections", "slides"],
+        "segments": ["script"],
+        "video": ["narration", "script", "segments", "selections", "slides"],
         "upload": ["video"],
         "publication": ["script", "upload", "video"],
     }

@@ -152,14 +152,24 @@ def analyse_segment(
     drift_before = colour_distance(stats, base) if base is not None else 0.0
     drift_after = colour_distance(match.apply_to_stats(stats), base) if base is not None else 0.0
     frame = 1 / info.fps
-    start = 0.0
+    # Keep at least the seam's length plus a second of the segment.
+    most = max(0, int((info.duration - seam - 1.0) * info.fps))
     if reference is not None:
-        repeats = leading_duplicates(path, reference)
-        # Keep at least the seam's length plus a second of the segment.
-        most = max(0, int((info.duration - seam - 1.0) * info.fps))
-        start = min(repeats, most) * frame
+        # Frame 0 is the reference itself, already shown: skip it and any copies of it.
+        repeats = min(leading_duplicates(path, reference), most)
         if repeats > 1:
             notes.append(f"skipped {repeats} frames that repeat the reference (a stall)")
+    else:
+        # The first segment keeps its first frame but not a model's hold on it.
+        first = path.with_name(f".{path.stem}.first.png")
+        try:
+            _first_frame(path, first)
+            repeats = max(0, min(leading_duplicates(path, first), most + 1) - 1)
+        finally:
+            first.unlink(missing_ok=True)
+        if repeats:
+            notes.append(f"skipped {repeats} frames that hold the opening picture (a stall)")
+    start = repeats * frame
     reference_time = None
     end = info.duration
     if index < count - 1:
@@ -207,6 +217,10 @@ class ExtendPart:
     end: float
     colour: str = ""  # a filter fragment (numbers only) applied after the fit
     overlays: tuple[Overlay, ...] = ()
+
+
+def _first_frame(path: Path, dest: Path) -> None:
+    run_ffmpeg(["-i", str(path), "-frames:v", "1", str(dest)], what=f"first frame of {path.name}")
 
 
 def extend_timeline(

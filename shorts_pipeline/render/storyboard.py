@@ -124,10 +124,11 @@ def render_storyboard_segment(
                 str(fps),
                 "-c:v",
                 "libx264",
+                # An intermediate: the video stage encodes it again, so encode it cheaply.
                 "-preset",
-                "veryfast",
+                "ultrafast",
                 "-crf",
-                "18",
+                "16",
                 "-profile:v",
                 "high",
                 "-pix_fmt",

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from shorts_pipeline.models import ProjectFormat
 from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.resources.catalog import CatalogResource
 
 # Projects taken per tick: a burst of titles is spread over ticks instead of one huge request.
 MAX_PROJECTS_PER_TICK = 20
-RENDERABLE = {ProjectFormat.ranking, ProjectFormat.explainer, ProjectFormat.extend}
 
 
 @dg.sensor(
@@ -31,13 +29,7 @@ def new_titles_sensor(
     if not projects:
         return dg.SkipReason(f"no project added since #{after}")
     last = max(catalog.project_seq(p.key) for p in projects)
-    runnable = [p for p in projects if p.format in RENDERABLE]
-    for project in projects:
-        if project.format not in RENDERABLE:
-            context.log.warning(
-                f"{project.key}: the {project.format.value} format is not rendered yet"
-            )
-    keys = [p.key for p in runnable]
+    keys = [p.key for p in projects]
     return dg.SensorResult(
         run_requests=[
             # run_key: the sensor never launches the same project's first render twice.

@@ -213,3 +213,17 @@ def test_extend_without_a_fal_key_fails_with_the_fix(tmp_path: Path) -> None:
     assert not result.success
     text = failure_text(result)
     assert "segment 1/2" in text and "FAL_KEY" in text and "storyboard" in text
+
+
+def test_a_landscape_storyboard_is_full_hd_and_passes_its_checks(tmp_path: Path) -> None:
+    key = add_extend("Waves at a lighthouse", aspect="16:9", segment_count=2, segment_seconds=2.5)
+    result = run(key, tmp_path, dg.DagsterInstance.ephemeral())
+    assert result.success, failure_text(result)
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
+    record: VideoRecord = result.asset_value("video")
+    probe = ffprobe(MediaStoreResource().local_path(record.media_key))
+    v = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    assert (v["width"], v["height"]) == (1920, 1080)
+    segments: SegmentSet = result.asset_value("segments")
+    assert [(s.width, s.height) for s in segments.segments] == [(1280, 720)] * 2

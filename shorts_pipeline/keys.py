@@ -12,9 +12,10 @@ import re
 import unicodedata
 
 SLUG_MAX = 40
-KEY_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# Matched with `fullmatch`: `$` alone would let a trailing newline through ("abc\n").
+KEY_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 KEY_MAX = SLUG_MAX + 9
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class UnsafeKeyError(ValueError):
@@ -44,7 +45,7 @@ def slugify(text: str, fallback: str = "project", max_length: int = SLUG_MAX) ->
 
 
 def validate_project_key(key: str) -> str:
-    if not (0 < len(key) <= KEY_MAX and KEY_PATTERN.match(key)):
+    if not (0 < len(key) <= KEY_MAX and KEY_PATTERN.fullmatch(key)):
         raise UnsafeKeyError(
             f"{key!r} is not a project key (lower-case letters, digits and dashes, at most "
             f"{KEY_MAX} characters); run `shorts status` to list the keys"
@@ -55,7 +56,7 @@ def validate_project_key(key: str) -> str:
 def validate_media_key(key: str) -> str:
     """A relative media-store path made of safe segments: no `..`, no absolute paths."""
     parts = key.split("/")
-    if not key or any(not _SAFE_SEGMENT.match(p) for p in parts):
+    if not key or any(not _SAFE_SEGMENT.fullmatch(p) for p in parts):
         raise UnsafeKeyError(
             f"media key {key!r} is unsafe: use '/'-separated segments of letters, digits, "
             "'.', '_' and '-', none starting with '.'"

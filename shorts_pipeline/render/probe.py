@@ -9,6 +9,8 @@ reason a person can act on (empty, not a video, audio only, too short, unreadabl
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -95,7 +97,7 @@ def probe_json(path: str | Path) -> dict:
         "json",
         "-show_format",
         "-show_streams",
-        str(p),
+        media_argument(p),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
@@ -103,13 +105,80 @@ def probe_json(path: str | Path) -> dict:
     return json.loads(proc.stdout or "{}")
 
 
+def media_argument(path: str | Path) -> str:
+    """`path` as ffmpeg and ffprobe must be given it: absolute, so that a file named like a
+    protocol URL (`data:,x.mp4`, `concat:a|b`, `subfile:…`) is read as the file it is."""
+    return os.path.abspath(os.fspath(path))
+
+
 def _reason(stderr: str, path: Path) -> str:
-    """The most telling line of ffprobe's complaint, without the path it repeats."""
-    lines = [ln.replace(f"{path}: ", "").strip() for ln in stderr.splitlines() if ln.strip()]
+    """The most telling line of ffprobe's complaint, without the path it repeats.
+
+    ffprobe falls back on the file name's extension when it recognises nothing, so a web
+    page or random bytes saved as `.mp4` would read as an mp4 without its index; the first
+    bytes of the file say what it really is.
+    """
+    names = (f"{media_argument(path)}: ", f"{path}: ")
+    lines = []
+    for line in stderr.splitlines():
+        for name in names:
+            line = line.replace(name, "")
+        if line.strip():
+            lines.append(line.strip())
+    content = _content_kind(path)
+    if content is not None:
+        return content
     for line in lines:
         if "moov atom not found" in line:
             return "incomplete file: its index (moov atom) is missing; download or copy it again"
     return lines[-1] if lines else "unknown error"
+
+
+# ISO media (mp4, mov, m4a, 3gp) files start with one of these boxes.
+_ISO_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"uuid"}
+_SNIFF_BYTES = 4096
+
+
+def _content_kind(path: Path) -> str | None:
+    """What an unreadable file holds when it is plainly not media: text, a web page, or bytes
+    in no container format; None when it may be media that is merely damaged."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return None
+    if not head or head[4:8] in _ISO_BOXES or head[:4] in _MEDIA_MAGIC:
+        return None
+    if b"\0" not in head:
+        text = head.decode("utf-8", errors="replace")
+        printable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text)
+        if printable >= 0.95 * len(text):
+            if re.search(r"<\s*(!doctype|html|head|body|title)\b", text, re.IGNORECASE):
+                return (
+                    "an HTML page (text), not a video: a download that got an error or "
+                    "sign-in page instead of the clip; download it again from the video's page"
+                )
+            return "a text file, not a video; replace it with the video clip"
+    return (
+        "its data is in no audio or video format ffmpeg knows (random or corrupt data); "
+        "replace the file"
+    )
+
+
+# First bytes of media containers ffmpeg reads that are not ISO boxes (Matroska/WebM, RIFF
+# AVI/WAV, MPEG-PS, Ogg, FLV, ASF, MPEG-TS sync byte is checked by ffmpeg itself).
+_MEDIA_MAGIC = {
+    b"\x1aE\xdf\xa3",
+    b"RIFF",
+    b"\x00\x00\x01\xba",
+    b"\x00\x00\x01\xb3",
+    b"OggS",
+    b"FLV\x01",
+    b"0&\xb2u",
+    b"fLaC",
+    b"ID3\x03",
+    b"ID3\x04",
+}
 
 
 # Messages ffmpeg prints when the data a container's index promises is not in the file.
@@ -119,6 +188,8 @@ _TRUNCATION_SIGNS = (
     "Invalid NAL unit size",
     "Error while decoding",
     "Invalid data found",
+    "Packet corrupt",
+    "corrupt input packet",
 )
 
 
@@ -128,23 +199,31 @@ def check_tail_decodes(path: str | Path, seconds: float = 1.0) -> None:
     Containers with their index up front (mp4 +faststart, webm, mkv) still probe with their
     full duration after a download stops half way; only decoding the end shows it.
     """
+    # Warnings too: ffmpeg reports packets the index promises but the file lacks as
+    # warnings, and a cut that removed the whole last second decodes nothing at all (so
+    # frames are counted: framecrc prints one line per decoded frame).
     cmd = [
         ffmpeg_binary(),
         "-nostdin",
         "-v",
-        "error",
+        "warning",
         "-sseof",
         f"-{seconds:.2f}",
         "-i",
-        str(path),
+        media_argument(path),
         "-map",
         "0:v:0",
         "-f",
-        "null",
+        "framecrc",
         "-",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0 or any(sign in proc.stderr for sign in _TRUNCATION_SIGNS):
+    frames = sum(1 for line in proc.stdout.splitlines() if line and not line.startswith("#"))
+    if (
+        proc.returncode != 0
+        or frames == 0
+        or any(sign in proc.stderr for sign in _TRUNCATION_SIGNS)
+    ):
         raise ProbeError(
             str(path), "truncated: the end of the video cannot be decoded; download it again"
         )

@@ -14,7 +14,10 @@ so that its ascender plus descender (OS/2 winAscent + winDescent) equal the font
 Pillow sizes the em square. The ASS font size is therefore the measured size times
 (winAscent + winDescent) / unitsPerEm, read from the font file itself — 1.15 for NanumGothic
 Bold, which burns within 3 px of Pillow's width (checked in tests/render/test_subtitles.py).
-`WrapStyle: 2` keeps libass from wrapping again: our lines are joined with `\\N`.
+`WrapStyle: 2` keeps libass from wrapping again: our lines are joined with `\\N`. Text is
+escaped so that libass shows it as written: braces, `\\N`-like sequences and override tags
+typed by a creator are drawn, never obeyed (a backslash in the fallback font the cards use,
+since Korean fonts draw U+005C as a won sign).
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ from PIL import ImageFont
 from shorts_pipeline.render.files import write_atomic
 from shorts_pipeline.render.geometry import FRAME_HEIGHT, FRAME_WIDTH, safe_area
 from shorts_pipeline.render.speech_text import spoken_text
-from shorts_pipeline.render.text import FontFace, _break_pieces, _clusters, find_fonts, measure
+from shorts_pipeline.render.text import (
+    FontFace,
+    _break_pieces,
+    _clusters,
+    face_for_character,
+    find_fonts,
+    measure,
+)
 
 SUBTITLE_FONT_SIZE = 68  # pixels on the 1080x1920 frame, as Pillow measures it
 SUBTITLE_OUTLINE = 6  # black border around the letters, pixels
@@ -211,9 +221,10 @@ def write_ass(
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
     ]
+    backslash_font = _backslash_family(bold)
     events = []
     for cue in cues:
-        for start, end, text in _cue_events(cue, highlight_words):
+        for start, end, text in _cue_events(cue, highlight_words, backslash_font):
             events.append(
                 f"Dialogue: 0,{_ass_time(start)},{_ass_time(end)},Subtitle,,0,0,0,,{prefix}{text}"
             )
@@ -664,13 +675,15 @@ def _centiseconds(seconds: float) -> int:
     return max(0, round(seconds * 100))
 
 
-def _cue_events(cue: Cue, highlight: bool) -> list[tuple[int, int, str]]:
+def _cue_events(
+    cue: Cue, highlight: bool, backslash_font: str | None = None
+) -> list[tuple[int, int, str]]:
     """(start, end, text) of the events that show `cue`, back to back, never overlapping."""
     cue_start, cue_end = _centiseconds(cue.start), _centiseconds(cue.end)
     if cue_end <= cue_start:
         return []
     if not highlight:
-        return [(cue_start, cue_end, _ass_lines(cue, None))]
+        return [(cue_start, cue_end, _ass_lines(cue, None, backslash_font))]
 
     segments: list[tuple[int, int, int | None]] = []  # (start, end, highlighted word)
     cursor = cue_start
@@ -690,14 +703,14 @@ def _cue_events(cue: Cue, highlight: bool) -> list[tuple[int, int, str]]:
         cursor = end
     if cursor < cue_end:
         segments.append((cursor, cue_end, None))
-    return [(start, end, _ass_lines(cue, word)) for start, end, word in segments]
+    return [(start, end, _ass_lines(cue, word, backslash_font)) for start, end, word in segments]
 
 
-def _ass_lines(cue: Cue, highlighted: int | None) -> str:
+def _ass_lines(cue: Cue, highlighted: int | None, backslash_font: str | None = None) -> str:
     """The cue's lines as ASS text, joined with hard breaks, one word coloured."""
     lines: list[str] = ["" for _ in cue.lines]
     for index, word in enumerate(cue.words):
-        text = _ass_escape(word.text)
+        text = _ass_escape(word.text, backslash_font)
         if index == highlighted:
             text = f"{{\\c{HIGHLIGHT_COLOUR}}}{text}{{\\r}}"
         line = lines[word.line]
@@ -705,15 +718,28 @@ def _ass_lines(cue: Cue, highlighted: int | None) -> str:
     return "\\N".join(lines)
 
 
-def _ass_escape(text: str) -> str:
+def _ass_escape(text: str, backslash_font: str | None = None) -> str:
     """`text` shown literally by libass: braces escaped, backslash sequences broken.
 
     libass reads `\\N`, `\\n` (a line break with WrapStyle 2), `\\h`, `\\{` and `\\}` in plain
-    text; an invisible word joiner after each backslash stops every one of them.
+    text; an invisible word joiner after each backslash stops every one of them. With
+    `backslash_font`, each backslash is drawn in that font (then the style's font again):
+    Korean fonts draw U+005C as a won sign, and the cards draw it from the fallback font.
     """
-    text = text.replace("\r", " ").replace("\n", " ")
-    text = text.replace("\\", "\\" + _WORD_JOINER)
-    return text.replace("{", "\\{").replace("}", "\\}")
+    backslash = "\\" + _WORD_JOINER
+    if backslash_font:
+        backslash = f"{{\\fn{backslash_font}}}{backslash}{{\\fn}}"
+    literal = {"\r": " ", "\n": " ", "{": "\\{", "}": "\\}", "\\": backslash}
+    return "".join(literal.get(ch, ch) for ch in text)
+
+
+def _backslash_family(bold: bool) -> str | None:
+    """Family of the font the cards draw `\\` with, when it is not the subtitle font."""
+    face = face_for_character("\\", bold)
+    if face is None or face == subtitle_font_face(bold):
+        return None
+    family = _family_name(face.path, face.index)
+    return None if any(ch in family for ch in "{}\\") else family
 
 
 # --- files, fonts and filter paths -----------------------------------------------------------

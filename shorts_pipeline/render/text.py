@@ -98,6 +98,9 @@ _EMOJI_PRESENTATION_BMP = frozenset(
     )
 )
 
+# Characters that fonts made for a legacy encoding draw as another: the won and yen signs.
+_LEGACY_LOOKALIKES = {"\\": ("\u20a9", "\u00a5")}
+
 Align = Literal["left", "center", "right"]
 Color = tuple[int, int, int] | tuple[int, int, int, int]
 
@@ -153,6 +156,12 @@ def clean_text(text: str) -> str:
         else:
             kept.append(ch)
     return " ".join("".join(kept).split())
+
+
+def face_for_character(ch: str, bold: bool = True) -> FontFace | None:
+    """The text font that draws the character `ch` (None: colour emoji or no font has it)."""
+    placed = _place_cluster(ch, find_fonts(bold)) if ch and not ch.isspace() else None
+    return placed[1] if placed is not None else None
 
 
 def split_runs(text: str, bold: bool = True) -> list[Run]:
@@ -473,12 +482,27 @@ def _place_cluster(cluster: str, fonts: FontSet) -> tuple[str, FontFace | None] 
     base = cluster[0]
     if fonts.emoji is not None and _wants_emoji(cluster) and _covers(fonts.emoji, base):
         return _emoji_text(cluster, fonts.emoji), None
-    for face in fonts.text:
-        if _covers(face, base):
-            return "".join(ch for ch in cluster if ch == base or _covers(face, ch)), face
+    covering = [face for face in fonts.text if _covers(face, base)]
+    # A font that draws the character as another one (a Korean font's won sign for the
+    # backslash) is passed over when a later font has the real glyph.
+    faithful = [face for face in covering if _draws_itself(face, base)]
+    for face in faithful or covering:
+        return "".join(ch for ch in cluster if ch == base or _covers(face, ch)), face
     if fonts.emoji is not None and _covers(fonts.emoji, base):
         return _emoji_text(cluster, fonts.emoji), None
     return None
+
+
+def _draws_itself(face: FontFace, ch: str) -> bool:
+    """False when `face` draws `ch` with the glyph of a look-alike it stands for in a legacy
+    encoding: Korean fonts put the won sign on U+005C (KS X 1003), Japanese ones the yen
+    sign (JIS X 0201), so "C:\\temp" would read "C:₩temp"."""
+    lookalikes = _LEGACY_LOOKALIKES.get(ch)
+    if not lookalikes:
+        return True
+    font = _probe_font(face)
+    drawn = _glyph_signature(font, ch)
+    return not any(_covers(face, o) and _glyph_signature(font, o) == drawn for o in lookalikes)
 
 
 def _wants_emoji(cluster: str) -> bool:

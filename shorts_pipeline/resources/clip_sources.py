@@ -14,8 +14,10 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import dagster as dg
 from pydantic import Field
@@ -26,6 +28,8 @@ from shorts_pipeline.models import ClipCandidate
 from shorts_pipeline.render.errors import ProbeError
 from shorts_pipeline.render.probe import MediaInfo, probe_clip
 
+# Bumped when probing judges files differently, so cached verdicts are not reused.
+_PROBE_CACHE_VERSION = 2
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".3gp"}
 
 
@@ -77,7 +81,7 @@ class LocalLibrarySource(dg.ConfigurableResource):
                 f"the clip library {root} does not exist; run `shorts demo` to create a demo "
                 "library, or pass --library DIR with a folder of video clips"
             )
-        entries = _catalog_entries(root)
+        entries, refused = _catalog_entries(root)
         files = sorted(
             p for p in root.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
         )
@@ -86,7 +90,7 @@ class LocalLibrarySource(dg.ConfigurableResource):
                 f"the clip library {root} has no video files ({', '.join(sorted(VIDEO_SUFFIXES))})"
             )
         wanted = _tokens(" ".join(terms))
-        outcome = SearchOutcome(candidates=[])
+        outcome = SearchOutcome(candidates=[], skipped=refused)
         matches: list[tuple[int, ClipCandidate]] = []
         for file in files:
             entry = entries.get(file.name, {})
@@ -100,7 +104,7 @@ class LocalLibrarySource(dg.ConfigurableResource):
             except ProbeError as err:
                 outcome.skipped.append((file.name, err.reason))
                 continue
-            matches.append((hits, _candidate(file, entry, title, tags, info)))
+            matches.append((hits, _candidate(root, file, entry, title, tags, info)))
         if not matches:
             detail = f"; skipped: {_describe(outcome.skipped)}" if outcome.skipped else ""
             raise NoMatchesError(
@@ -112,7 +116,8 @@ class LocalLibrarySource(dg.ConfigurableResource):
         return outcome
 
     def fetch(self, candidate: ClipCandidate, dest_dir: Path) -> Path:
-        source = Path(candidate.url.removeprefix("file://"))
+        """Copy the clip into `dest_dir`; only files directly inside this library are read."""
+        source = _library_file(candidate, self.path)
         if not source.is_file():
             raise ClipSourceError(f"clip {candidate.id} is gone from the library ({source})")
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -124,8 +129,33 @@ class LocalLibrarySource(dg.ConfigurableResource):
         return dest
 
 
-def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
-    """Catalog rows keyed by file name; an unreadable catalog is an error worth stopping for."""
+def _library_file(candidate: ClipCandidate, root: Path) -> Path:
+    """The library file a candidate's `file://` URL names; refused unless it is a file
+    directly inside `root` (a changed URL must not read /etc/passwd or another folder)."""
+    parts = urlsplit(candidate.url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise ClipSourceError(
+            f"clip {candidate.id} has the URL {candidate.url!r}, not a file of the library {root}"
+        )
+    source = Path(url2pathname(parts.path))
+    library = root.resolve()
+    if not source.is_absolute() or source.parent.resolve() != library or source.name in ("", ".."):
+        raise ClipSourceError(
+            f"clip {candidate.id} points outside the library {library} ({source}); "
+            "only files directly inside the library folder are read"
+        )
+    return library / source.name
+
+
+def _catalog_entries(
+    root: Path,
+) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+    """Catalog rows keyed by file name, and the rows refused with why; an unreadable catalog
+    is an error worth stopping for.
+
+    A row's `file` must be the plain name of a file in the library folder: a path (absolute,
+    with `/`, `\\` or `..`) is refused, so a catalog cannot make the library read files
+    elsewhere or pin its metadata on a clip of the same name."""
     json_path, csv_path = root / "catalog.json", root / "catalog.csv"
     rows: list[dict[str, Any]] = []
     try:
@@ -142,21 +172,48 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     except (json.JSONDecodeError, KeyError, TypeError, csv.Error) as err:
         name = json_path if json_path.exists() else csv_path
         raise ClipSourceError(f"the library catalog {name} cannot be read: {err}") from err
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
+    refused: list[tuple[str, str]] = []
+    catalog_name = json_path.name if json_path.exists() else csv_path.name
     for row in rows:
-        file = str(row.get("file") or "")
-        if file:
-            out[Path(file).name] = row
-    return out
+        if not isinstance(row, dict):
+            raise ClipSourceError(
+                f"the library catalog {root / catalog_name} cannot be read: each entry must be an "
+                f"object with id, file, title…, not {type(row).__name__}"
+            )
+        file = str(row.get("file") or "").removeprefix("./")
+        if not file:
+            continue
+        if _is_plain_name(file):
+            out[file] = row
+        else:
+            refused.append(
+                (
+                    f"{catalog_name} entry {file!r}",
+                    "refused: `file` must be the name of a file in the library folder, "
+                    "not a path (no '/', '\\', '..' or drive)",
+                )
+            )
+    return out, refused
+
+
+def _is_plain_name(file: str) -> bool:
+    return (
+        file not in (".", "..")
+        and not any(ch in file for ch in "/\\\0")
+        and not PureWindowsPath(file).drive
+    )
 
 
 def _candidate(
-    file: Path, entry: dict[str, Any], title: str, tags: list[str], info: MediaInfo
+    root: Path, file: Path, entry: dict[str, Any], title: str, tags: list[str], info: MediaInfo
 ) -> ClipCandidate:
     return ClipCandidate(
         id=str(entry.get("id") or file.stem),
         source="library",
-        url=file.resolve().as_uri(),
+        # The file as it sits in the library (a symlinked clip keeps the library's path), so
+        # `fetch` can check that it reads from the library and nowhere else.
+        url=(root.resolve() / file.name).as_uri(),
         title=title,
         duration=round(info.duration, 3),
         width=info.display_width,
@@ -177,7 +234,7 @@ def _probe_cached(file: Path) -> MediaInfo:
     except (OSError, json.JSONDecodeError):
         cache = {}
     stat = file.stat()
-    tag = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    tag = f"{_PROBE_CACHE_VERSION}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     hit = cache.get(tag)
     if hit is not None:
         if "error" in hit:

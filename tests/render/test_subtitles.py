@@ -451,7 +451,9 @@ def test_ass_has_one_style_in_the_measured_font_and_one_event_at_a_time(
     assert all(a < b for a, b in times)
     assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(times))
     last = events[-1][2]
-    assert "\\{braces\\}" in last and "back\\\u2060slash" in last
+    assert "\\{braces\\}" in last
+    # The backslash is broken by a word joiner, and drawn in the font that has a real one.
+    assert libass_plain(last).endswith("back\\slash.")
 
 
 def test_ass_highlight_leaves_pauses_between_words_plain(tmp_path: Path) -> None:
@@ -588,3 +590,112 @@ def test_burned_subtitles_sit_in_the_safe_area_at_the_measured_size(
         libass_ink = white_pixels(frame) + yellow_pixels(frame)
         pillow_ink = white_pixels(pillow_rendering(cue.lines))
         assert 0.8 * pillow_ink <= libass_ink <= 1.25 * pillow_ink, (libass_ink, pillow_ink)
+
+
+# --- issue 7: any text, hostile text ---------------------------------------------------------
+
+WORD_JOINER = "\u2060"
+
+
+def libass_plain(event_text: str) -> str:
+    """The text libass shows for an ASS event: override blocks `{...}` removed, `\\{` and `\\}`
+    shown as braces, `\\N` and `\\n` as line breaks, `\\h` as a hard space (libass's rules
+    for WrapStyle 2); the word joiner draws nothing."""
+    out: list[str] = []
+    i = 0
+    while i < len(event_text):
+        ch = event_text[i]
+        if ch == "\\" and i + 1 < len(event_text) and event_text[i + 1] in "{}Nnh":
+            out.append(
+                {"N": "\n", "n": "\n", "h": "\u00a0"}.get(event_text[i + 1], event_text[i + 1])
+            )
+            i += 2
+        elif ch == "{":
+            end = event_text.find("}", i)
+            i = len(event_text) if end < 0 else end + 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out).replace(WORD_JOINER, "")
+
+
+HOSTILE_LINES = [
+    '$(rm -rf ~); echo "x" | tee',
+    "{0} %s %(x)s {__class__}",
+    "{\\an8}{\\fs200}{\\c&H0000FF&}override tags as text",
+    "a\\Nb \\n c\\h d \\{ e \\} f \\\\ g",
+    "<script>alert(1)</script>",
+    "Skills: 'best' [0:v], a;b \\ c=d",
+    "{unclosed brace and } a lone closer",
+]
+any_line = st.one_of(st.text(max_size=80), st.sampled_from(HOSTILE_LINES))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    texts=st.lists(any_line, min_size=1, max_size=3),
+    durations=st.lists(st.floats(0.5, 6.0), min_size=3, max_size=3),
+    highlight=st.booleans(),
+)
+def test_any_text_gives_well_formed_cues_that_libass_shows_literally(
+    texts: list[str], durations: list[float], highlight: bool
+) -> None:
+    scenes, clock = [], 0.0
+    for text, duration in zip(texts, durations, strict=False):
+        scenes.append(SpokenScene(clock, duration, text))
+        clock += duration
+
+    cues = build_cues(scenes)
+
+    assert_well_formed(cues, scenes)
+    with tempfile.TemporaryDirectory() as folder:
+        ass = Path(folder) / "subtitles.ass"
+        write_ass(cues, ass, highlight_words=highlight)
+        lines = read_ass(ass)["Events"]
+    events = [dialogue(line) for line in lines if line.startswith("Dialogue:")]
+    shown = [libass_plain(text) for _, _, text in events]
+    # Each event shows its cue's lines exactly (several events per cue when highlighting).
+    grouped = [text for text, _ in itertools.groupby(shown)]
+    expected = [text for text, _ in itertools.groupby(cue.text for cue in cues)]
+    assert grouped == expected
+    for start, end, _ in events:
+        assert any(
+            c.start - 0.006 <= ass_seconds(start) < ass_seconds(end) <= c.end + 0.006 for c in cues
+        )
+
+
+def test_hostile_lines_reach_the_srt_and_the_ass_as_written(tmp_path: Path) -> None:
+    scenes = [SpokenScene(2.0 * i, 2.0, text) for i, text in enumerate(HOSTILE_LINES)]
+    cues = build_cues(scenes)
+    srt, ass = tmp_path / "s.srt", tmp_path / "s.ass"
+
+    write_srt(cues, srt)
+    write_ass(cues, ass, highlight_words=False)
+
+    srt_text = [" ".join(lines) for _, _, _, lines in parse_srt(srt.read_text("utf-8"))]
+    events = [dialogue(line)[2] for line in read_ass(ass)["Events"] if line.startswith("Dialogue")]
+    assert [libass_plain(e).replace("\n", " ") for e in events] == srt_text
+    # A word too wide for a line is cut across lines, so spaces are left out of the match.
+    shown = "".join(srt_text).replace(" ", "")
+    assert shown == "".join(spoken_text(text) for text in HOSTILE_LINES).replace(" ", "")
+    assert "{\\an8}{\\fs200}" in shown  # spoken_text keeps them: they are shown
+
+
+@pytest.mark.slow
+def test_libass_burns_braces_backslashes_and_tags_as_plain_text(filter_dir: Path) -> None:
+    plain = SpokenScene(0.0, 2.0, "Plain words {0} shown")
+    tricky = SpokenScene(2.0, 2.0, "{\\an8}{\\fs200} a\\Nb {0}")
+    cues = build_cues([plain, tricky])
+    assert [len(c.lines) for c in cues] == [1, 1]
+
+    frames = burn(cues, filter_dir, [1.0, 3.0], highlight_words=False)
+
+    area = safe_area()
+    (_, p_top, _, p_bottom), (left, top, right, bottom) = map(ink_box, frames)
+    measured = width(cues[1].lines[0])
+    # Drawn as measured (not eaten), on one line of the same height (no \N, no \fs200), at
+    # the bottom of the safe area (no \an8), and the backslashes drawn as backslashes.
+    assert abs((right - left) - measured) <= 0.03 * measured + SUBTITLE_SHADOW, (right, left)
+    assert bottom == pytest.approx(p_bottom, abs=3) and top == pytest.approx(p_top, abs=8)
+    assert bottom > (area.top + area.bottom) / 2
+    assert cues[1].lines[0] == "{\\an8}{\\fs200} a\\Nb {0}"

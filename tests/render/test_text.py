@@ -295,3 +295,95 @@ def test_draw_text_places_the_block_by_its_anchor() -> None:
 def test_draw_text_needs_an_rgba_image() -> None:
     with pytest.raises(ValueError, match="RGBA"):
         draw_text(Image.new("RGB", (10, 10)), (0, 0), ["x"], 10)
+
+
+# --- issue 7: hostile and arbitrary text ------------------------------------------------------
+
+HOSTILE_TEXT = [
+    '$(rm -rf ~); echo "x" | tee',
+    "{0} %s %(x)s {__class__}",
+    "<script>alert(1)</script>",
+    "Skills: 'best' [0:v], a;b \\ c=d",
+    "..\\..\\windows\\system32",
+    "축구 드리블 묘기 베스트 다섯",
+    "أفضل مهارات كرة القدم لهذا العام",
+    "⚽🔥🏆",
+    ("Incredible football skill compilation " * 8)[:300],
+]
+any_text = st.one_of(st.text(max_size=120), mixed_text, st.sampled_from(HOSTILE_TEXT))
+
+
+def kept_text(lines: list[str]) -> str:
+    """What the lines show of the text, spaces left out (wrapping moves them)."""
+    return "".join(lines).replace(" ", "")
+
+
+def assert_fits_and_keeps_a_prefix(
+    value: str, lines: list[str], size: int, max_width: int, max_lines: int
+) -> None:
+    assert len(lines) <= max_lines
+    for line in lines:
+        assert line == line.strip() and line
+        # A line is never wider than the room, but for one character wider on its own.
+        fits = measure(line, size)[0] <= max_width
+        assert fits or len(text._clusters(line.removesuffix(text.ELLIPSIS))) <= 1, line
+    full, shown = clean_text(value).replace(" ", ""), kept_text(lines)
+    if shown != full:  # cut: what is shown is the start of the text, then the ellipsis
+        assert lines[-1].endswith(text.ELLIPSIS), lines
+        assert full.startswith(shown.removesuffix(text.ELLIPSIS)), (full, shown)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=any_text,
+    max_width=st.integers(min_value=120, max_value=900),
+    max_lines=st.integers(min_value=1, max_value=4),
+    sizes=st.tuples(st.integers(10, 60), st.integers(0, 80)),
+)
+def test_fit_text_fits_every_line_and_loses_nothing_but_what_the_ellipsis_stands_for(
+    value: str, max_width: int, max_lines: int, sizes: tuple[int, int]
+) -> None:
+    min_size, extra = sizes
+    size, lines = fit_text(value, max_width, max_lines, min_size + extra, min_size)
+
+    assert min_size <= size <= min_size + extra
+    assert_fits_and_keeps_a_prefix(value, lines, size, max_width, max_lines)
+    if size > min_size:  # it fitted whole at a size above the minimum
+        assert kept_text(lines) == clean_text(value).replace(" ", "")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=any_text,
+    size=st.integers(min_value=12, max_value=90),
+    max_width=st.integers(min_value=100, max_value=900),
+    max_lines=st.integers(min_value=1, max_value=3),
+)
+def test_wrap_with_a_line_limit_keeps_the_start_of_any_text_and_marks_the_cut(
+    value: str, size: int, max_width: int, max_lines: int
+) -> None:
+    lines = wrap(value, size, max_width, max_lines)
+
+    assert_fits_and_keeps_a_prefix(value, lines, size, max_width, max_lines)
+    whole = wrap(value, size, max_width)
+    assert (len(whole) <= max_lines) == (lines == whole)
+
+
+@pytest.mark.parametrize("value", HOSTILE_TEXT)
+def test_hostile_titles_are_drawn_as_written(value: str) -> None:
+    size, lines = fit_text(value, 900, 4, 132, 60)
+
+    assert kept_text(lines).removesuffix(text.ELLIPSIS) in clean_text(value).replace(" ", "")
+    assert render(lines, size).getbbox() is not None
+
+
+def test_a_backslash_is_drawn_as_a_backslash_not_as_a_won_sign() -> None:
+    # Korean fonts put the won sign on U+005C (KS X 1003): "C:\temp" must not read "C:₩temp".
+    backslash, won = render(["\\"], 80), render(["\u20a9"], 80)
+
+    assert backslash.getbbox() is not None
+    assert backslash.size != won.size or ImageChops.difference(backslash, won).getbbox()
+    face = text.face_for_character("\\")
+    assert face is not None and text._draws_itself(face, "\\")
+    assert [run.text for run in split_runs("a\\b 한")] == ["a", "\\", "b 한"]
+    assert measure("\\", 80)[0] < measure("\u20a9", 80)[0]  # a thin stroke, not a currency sign

@@ -16,9 +16,12 @@ import ast
 import json
 import logging
 import os
+import re
+import threading
 import traceback
 from collections.abc import Iterator
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -428,6 +431,47 @@ def test_downloads_over_the_size_cap_are_refused_and_under_it_probed(
         probe_clip(source.fetch(page, tmp_path / "page"))
 
 
+class _EndlessVideo(BaseHTTPRequestHandler):
+    """Answers with video bytes and no Content-Length, as a live or hostile server does."""
+
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.end_headers()
+        try:
+            for _ in range(200):  # 20 MB at most
+                self.wfile.write(b"\0" * 100_000)
+        except OSError:
+            pass  # the client hung up: what the cap is for
+
+    do_HEAD = do_GET
+
+
+def test_a_download_without_a_stated_size_is_stopped_at_the_cap(
+    tmp_path: Path, shorts_home: Path
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EndlessVideo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = quick(allow_private_addresses=True, max_filesize_mb=1)
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.mp4"
+        candidate = source.search_urls([url]).candidates[0]
+        with pytest.raises(ClipSourceError, match=r"larger than max_filesize_mb \(1 MB\)") as err:
+            source.fetch(candidate, tmp_path / "out")
+    finally:
+        server.shutdown()
+        server.server_close()
+    stopped = re.search(r"stopped after ([\d.]+) MB", str(err.value))
+    assert stopped and float(stopped.group(1)) < 3, "the download ran on past the cap"
+    assert not [p for p in (shorts_home / "cache").rglob("*") if p.is_file() and p.stat().st_size]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 # --- secrets --------------------------------------------------------------------------------
 
 SECRETS = {
@@ -439,7 +483,7 @@ SECRETS = {
     "YOUTUBE_REFRESH_TOKEN": "yt-canary-refresh-2b7d",
     "SHORTS_WEBHOOK_SECRET": "hook-canary-secret-6a4e",
 }
-NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
+NO_RETRIES: dict[str, Any] = {"execution": {"config": {"retries": {"disabled": {}}}}}
 
 
 def _texts_of_runs(instance: dg.DagsterInstance) -> list[str]:

@@ -8,7 +8,8 @@ original URL, uploader, licence). Files appear under their final name only when 
 
 Safety: `file://` URLs and hosts that resolve to loopback, private or link-local addresses
 are refused unless `allow_file_urls` / `allow_private_addresses` are on, and proxy
-credentials never appear in messages.
+credentials never appear in messages. Downloads stop at `max_filesize_mb` whether or not the
+server states a size (bytes are counted as they arrive), and nothing is kept of one stopped.
 """
 
 from __future__ import annotations
@@ -182,10 +183,14 @@ class YtDlpSource(dg.ConfigurableResource):
         url = candidate.url
         self._check_url(url)
         log = _Collector()
+        cap = self.max_filesize_mb * 1024 * 1024
         options = self._options(log) | {
             "format": self.format_selector,
             "merge_output_format": "mp4",
-            "max_filesize": self.max_filesize_mb * 1024 * 1024,
+            # yt-dlp checks max_filesize against Content-Length only: a server that sends
+            # none (or fragments) would fill the disk, so the hook counts what arrives.
+            "max_filesize": cap,
+            "progress_hooks": [_size_guard(cap)],
             "noplaylist": True,
             "overwrites": True,
         }
@@ -206,12 +211,19 @@ class YtDlpSource(dg.ConfigurableResource):
                 self._refuse_too_big(info, url)
                 try:
                     result = ydl.process_ie_result(info, download=True)
+                except _DownloadTooBig as err:
+                    raise self._too_big_error(url, err.size) from None
                 except _download_error() as err:
+                    cause = _root_cause(err)
+                    if isinstance(cause, _DownloadTooBig):
+                        raise self._too_big_error(url, cause.size) from None
                     raise self._explain(err, url, log) from err
             downloads = (result or {}).get("requested_downloads") or [{}]
             path = Path(downloads[0].get("filepath") or incoming / "missing")
             if not path.is_file():
                 raise ClipSourceError(self._no_file_reason(url, log))
+            if path.stat().st_size > cap:  # e.g. video and audio each under it, merged over
+                raise self._too_big_error(url, path.stat().st_size)
             self._check_downloaded_duration(path, info, url)
             return _store(path, slot, info, url)
         finally:
@@ -321,6 +333,12 @@ class YtDlpSource(dg.ConfigurableResource):
                 f"{self._redact(url)} is about {sum(known) / 2**20:.0f} MB, over max_filesize_mb "
                 f"({self.max_filesize_mb} MB); refused before download"
             )
+
+    def _too_big_error(self, url: str, size: int) -> ClipSourceError:
+        return ClipSourceError(
+            f"{self._redact(url)} is larger than max_filesize_mb ({self.max_filesize_mb} MB): "
+            f"stopped after {size / 2**20:.1f} MB, nothing was kept"
+        )
 
     def _check_downloaded_duration(self, path: Path, info: dict[str, Any], url: str) -> None:
         """Sites that do not state a duration (direct links) are measured after download."""
@@ -516,6 +534,25 @@ def _youtube_dl(options: dict[str, Any]) -> Any:
     import yt_dlp  # imported on use: it takes ~0.5 s and Dagster imports this module at load
 
     return yt_dlp.YoutubeDL(options)
+
+
+class _DownloadTooBig(Exception):
+    """Raised from yt-dlp's progress hook: the download passed max_filesize_mb."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
+def _size_guard(cap: int) -> Any:
+    """A yt-dlp progress hook that stops a download once more than `cap` bytes arrived."""
+
+    def hook(status: dict[str, Any]) -> None:
+        done = status.get("downloaded_bytes") or 0
+        if isinstance(done, int | float) and done > cap:
+            raise _DownloadTooBig(int(done))
+
+    return hook
 
 
 def _download_error() -> type[Exception]:

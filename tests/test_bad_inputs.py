@@ -32,6 +32,7 @@ from shorts_pipeline.render.probe import probe_clip
 from shorts_pipeline.render.speech_text import spoken_text
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import LocalLibrarySource, SearchOutcome
+from shorts_pipeline.resources.llm import ScriptWriterResource
 from tests.bad_inputs import (
     BROKEN,
     HOSTILE_TITLES,
@@ -236,6 +237,24 @@ def test_a_hostile_title_gets_a_safe_key_and_a_card_and_writes_only_in_shorts_ho
     for path in shorts_home.rglob("*"):
         assert path.resolve().is_relative_to(shorts_home.resolve())
         assert ".." not in path.relative_to(shorts_home).parts
+
+
+@pytest.mark.parametrize("fmt", ["explainer", "extend"])
+@pytest.mark.parametrize("name", list(HOSTILE_TITLES))
+def test_the_offline_writer_takes_a_hostile_title_as_text_never_as_a_template(
+    name: str, fmt: str
+) -> None:
+    title = HOSTILE_TITLES[name]
+    spec = CatalogResource().add_project(title, fmt)
+
+    script = ScriptWriterResource().write(spec).script
+
+    assert script.title == spec.title[:300]
+    said = " ".join(scene.narration for scene in script.scenes())
+    if name == "format_strings":  # neither str.format nor % touched it (the spoken form
+        # drops Markdown's `__` emphasis: "{__class__}" is read "{class}")
+        assert "{0}" in said and "%(x)s" in said and "{class}" in said
+    assert "<class" not in said and "None" not in said
 
 
 def test_hostile_titles_give_distinct_keys() -> None:

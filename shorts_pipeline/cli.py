@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -100,7 +102,12 @@ class CommandError(click.ClickException):
 @click.version_option(package_name="shorts-pipeline")
 def main() -> None:
     """shorts — an automated short-video factory on Dagster."""
+    from shorts_pipeline.locks import working
+
     _prepare_dagster_home()
+    # A live worker while the command runs: its temp files are never taken for a crashed
+    # run's leftovers by the sweep another run does when it starts.
+    click.get_current_context().with_resource(working())
 
 
 @main.command()
@@ -313,11 +320,17 @@ def add(
 
 @main.command()
 @click.argument("key")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Only the stages the last run did not finish (it failed, was cancelled or killed); "
+    "everything before them is reused.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def run(key: str, as_json: bool) -> None:
+def run(key: str, resume: bool, as_json: bool) -> None:
     """Materialise the whole graph for one project, with a progress bar."""
     _project(key)
-    result = _run_project(key)
+    result = _run_project(key, resume=resume)
     if as_json:
         out.print_json(json.dumps(result))
     elif result["success"]:
@@ -501,9 +514,13 @@ def publish_due(as_json: bool) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
-    """Check ffmpeg, fonts, speech, storage and the catalog; say how to fix each problem."""
+    """Check ffmpeg, fonts, speech, storage and the catalog; say how to fix each problem.
+    Also removes the temp files that interrupted runs left behind."""
     from shorts_pipeline.doctor import run_checks
 
+    swept = _sweep_leftovers()
+    if swept and not as_json:
+        console.print(f"removed {swept} temp files left by interrupted runs")
     checks = run_checks()
     if as_json:
         out.print_json(json.dumps([c.__dict__ for c in checks]))
@@ -524,18 +541,40 @@ def doctor(as_json: bool) -> None:
 # ---- helpers ---------------------------------------------------------------------------
 
 
+# What earlier versions wrote: replaced by DAGSTER_CONFIG when found unchanged.
+_OLD_DAGSTER_CONFIGS = (
+    "telemetry:\n  enabled: false\n"
+    "concurrency:\n"
+    "  runs:\n    max_concurrent_runs: 2\n"
+    "  pools:\n    default_limit: 2\n",
+)
+DAGSTER_CONFIG = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+    # One run per project at a time: a second run of a project waits in the queue (the
+    # queued run coordinator of `dagster dev`) instead of racing the first on its files.
+    # Runs lock their project themselves too (shorts_pipeline/locks.py), which also covers
+    # `shorts run` (it executes in-process, outside the queue).
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  pools:
+    default_limit: 2
+"""
+
+
 def _prepare_dagster_home() -> None:
     """Point Dagster at SHORTS_HOME/dagster (unless DAGSTER_HOME is set) with our settings."""
     home = dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(
-            "telemetry:\n  enabled: false\n"
-            "concurrency:\n"
-            "  runs:\n    max_concurrent_runs: 2\n"
-            "  pools:\n    default_limit: 2\n"
-        )
+    if not config.exists() or config.read_text() in _OLD_DAGSTER_CONFIGS:
+        config.write_text(DAGSTER_CONFIG)
 
 
 def _instance():
@@ -606,10 +645,24 @@ def _existing_or_new(catalog: Any, project: DemoProject) -> ProjectSpec:
     return spec
 
 
-def _run_project(key: str, selection: list[str] | None = None) -> dict[str, Any]:
-    """Run the production job (or the `selection` of its assets) for one partition in this
-    process, showing its progress."""
+def _run_project(
+    key: str, selection: list[str] | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """Run the production job (or the `selection` of its assets; with `resume`, the stages
+    the last run did not finish) for one partition in this process, showing its progress.
+    Refused when another run of the project is going on."""
+    from shorts_pipeline.locks import ProjectBusyError, project_lock
 
+    run_id = str(uuid.uuid4())
+    try:
+        with project_lock(key, run_id):
+            return _run_locked(key, run_id, selection, resume)
+    except ProjectBusyError as err:
+        console.print(f"[red]busy[/] {escape(str(err))}", soft_wrap=True)
+        return {"key": key, "success": False, "error": str(err)}
+
+
+def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool) -> dict[str, Any]:
     import dagster as dg
 
     from shorts_pipeline.definitions import defs
@@ -617,18 +670,36 @@ def _run_project(key: str, selection: list[str] | None = None) -> dict[str, Any]
 
     instance = _instance()
     instance.add_dynamic_partitions("project", [key])
+    _close_dead_runs(instance, key)
+    tags = {"shorts/source": "cli", "shorts/pid": str(os.getpid())}
+    if resume:
+        last, selection = _resume_selection(instance, key)
+        if last is not None and not selection:
+            return _nothing_to_resume(key, last)
+        if last is not None:
+            tags["shorts/resumed_from"] = last.run_id
+            first = min(STAGES.index(s) for s in selection or STAGES)
+            done = [STAGE_LABELS[s] for s in STAGES[:first]]
+            console.print(
+                f"[bold]resuming[/] {key} from run {last.run_id[:8]}: "
+                f"reusing {', '.join(done) or 'nothing'}; running "
+                f"{', '.join(STAGE_LABELS[s] for s in selection or STAGES)}",
+                soft_wrap=True,
+            )
     job = defs.resolve_job_def("produce_project")
-    run_id = str(uuid.uuid4())
     catalog = _catalog()
     catalog.set_status(key, ProjectStatus.running)
     started = time.monotonic()
-    done = threading.Event()
+    done_event = threading.Event()
+    cancelled = threading.Event()
     # Dagster runs on the main thread, where it turns Ctrl-C into a clean interruption of
-    # the step (ffmpeg is killed, temp files removed); the bar follows the event log beside it.
-    with _bar(key) as (progress, task):
+    # the step (ffmpeg is killed, temp files removed); the bar follows the event log beside
+    # it, and turns a Terminate from the Dagster UI into the same interruption. A SIGTERM
+    # (`kill`, a service manager) is handled like Ctrl-C, as Dagster's own processes do.
+    with _bar(key) as (progress, task), _sigterm_as_interrupt():
         follower = threading.Thread(
             target=_follow_run,
-            args=(instance, run_id, done, progress, task, selection),
+            args=(instance, run_id, done_event, progress, task, selection, cancelled),
             daemon=True,
         )
         follower.start()
@@ -639,17 +710,19 @@ def _run_project(key: str, selection: list[str] | None = None) -> dict[str, Any]
                 instance=instance,
                 run_id=run_id,
                 raise_on_error=False,
-                tags={"shorts/source": "cli"},
-                # The bar shows progress; Dagster's console lines would bury it. Every event
-                # is still in the run's event log, which the UI shows.
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+                tags=tags,
+                # The bar shows progress, and a failure is one line below it: Dagster's
+                # console lines (a traceback per failure) would bury both. Every event is
+                # still in the run's event log, which the UI shows.
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             )
         except KeyboardInterrupt:
-            catalog.set_status(key, ProjectStatus.failed, "interrupted by the user")
-            console.print(f"[red]interrupted[/] {key}: nothing half-written was kept")
+            why = "cancelled from the Dagster UI" if cancelled.is_set() else "interrupted"
+            catalog.set_status(key, ProjectStatus.failed, f"{why}; nothing half-written was kept")
+            console.print(f"[red]{why}[/] {key}: nothing half-written was kept", soft_wrap=True)
             sys.exit(130)
         finally:
-            done.set()
+            done_event.set()
             follower.join(timeout=5)
     elapsed = time.monotonic() - started
     payload: dict[str, Any] = {
@@ -659,28 +732,140 @@ def _run_project(key: str, selection: list[str] | None = None) -> dict[str, Any]
         "seconds": round(elapsed, 1),
     }
     if result.success:
-        record = result.output_for_node("video")
-        upload = result.output_for_node("upload")
-        from shorts_pipeline.resources.media_store import MediaStoreResource
-
-        store = MediaStoreResource()
-        payload.update(
-            video_path=str(store.local_path(record.media_key)) if store.is_local else upload.url,
-            url=upload.url,
-            duration=record.duration,
-            loudness_lufs=record.loudness_lufs,
-            render_seconds=record.render_seconds,
-        )
+        record = result.output_for_node("video") if _ran(result, "video") else None
+        record = record or _load_asset("video", key)
+        upload = result.output_for_node("upload") if _ran(result, "upload") else None
+        upload = upload or _load_asset("upload", key)
+        payload.update(_video_fields(record, upload))
         console.print(
             f"[green]done[/] {key}: {record.duration:.1f} s video, rendered in "
             f"{record.render_seconds:.1f} s, whole run {elapsed:.1f} s"
         )
+    elif cancelled.is_set():  # Dagster stopped the step and ended the run CANCELED
+        message = "cancelled from the Dagster UI; nothing half-written was kept"
+        payload["error"] = message
+        catalog.set_status(key, ProjectStatus.failed, message)
+        console.print(f"[red]cancelled from the Dagster UI[/] {key}: nothing half-written was kept")
     else:
         message = _failure_message(result)
         payload["error"] = message
         catalog.set_status(key, ProjectStatus.failed, message)
-        console.print(f"[red]failed[/] {key}: {escape(message)}")
+        console.print(f"[red]failed[/] {key}: {escape(message)}", soft_wrap=True)
+        console.print(
+            f"fix it, then `shorts run {key} --resume` runs the failed stage again and "
+            f"reuses every stage before it (details: `shorts status {key}`, the Dagster UI)",
+            soft_wrap=True,
+        )
     return payload
+
+
+def _ran(result: Any, node: str) -> bool:
+    return any(e.is_successful_output and e.step_key == node for e in result.all_events)
+
+
+def _video_fields(record: Any, upload: Any) -> dict[str, Any]:
+    from shorts_pipeline.resources.media_store import MediaStoreResource
+
+    store = MediaStoreResource()
+    return {
+        "video_path": str(store.local_path(record.media_key)) if store.is_local else upload.url,
+        "url": upload.url,
+        "duration": record.duration,
+        "loudness_lufs": record.loudness_lufs,
+        "render_seconds": record.render_seconds,
+    }
+
+
+def _resume_selection(instance: Any, key: str) -> tuple[Any, list[str] | None]:
+    """The project's last production run, and the stages it selected but did not finish
+    (None: all); (None, None) when it has no run yet."""
+    import dagster as dg
+
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name="produce_project", tags={"dagster/partition": key}),
+        limit=1,
+    )
+    if not runs:
+        return None, None
+    last = runs[0]
+    if last.status == dg.DagsterRunStatus.SUCCESS:
+        return last, []
+    selected = {k.to_user_string() for k in last.asset_selection} if last.asset_selection else None
+    finished = {
+        record.event_log_entry.dagster_event.step_key
+        for record in instance.get_records_for_run(
+            last.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS
+        ).records
+    }
+    todo = [s for s in STAGES if (selected is None or s in selected) and s not in finished]
+    # Nothing failed inside a stage (the run died between two): run what it selected.
+    return last, todo or (sorted(selected, key=STAGES.index) if selected else None)
+
+
+def _nothing_to_resume(key: str, last: Any) -> dict[str, Any]:
+    record, upload = _load_asset("video", key), _load_asset("upload", key)
+    console.print(f"{key}: the last run ({last.run_id[:8]}) succeeded; nothing to resume")
+    payload: dict[str, Any] = {"key": key, "run_id": last.run_id, "success": True}
+    if record is not None and upload is not None:
+        payload.update(_video_fields(record, upload))
+    return payload
+
+
+def _close_dead_runs(instance: Any, key: str) -> None:
+    """Mark the project's CLI runs that never ended as failed (or cancelled): their process
+    died (SIGKILL, a crash, the machine) before it could tell Dagster. Sure, because a CLI
+    run holds the project's lock while it lives, and the caller holds it now."""
+    import dagster as dg
+
+    unfinished = instance.get_runs(
+        filters=dg.RunsFilter(
+            tags={"dagster/partition": key, "shorts/source": "cli"},
+            statuses=[
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ],
+        )
+    )
+    for run in unfinished:
+        pid = run.tags.get("shorts/pid", "?")
+        if run.status == dg.DagsterRunStatus.CANCELING:
+            instance.report_run_canceled(run, message=f"its process (pid {pid}) is gone")
+        else:
+            instance.report_run_failed(
+                run,
+                message=(
+                    f"the process running it (pid {pid}) died before the run ended (killed "
+                    f"or crashed); `shorts run {key} --resume` continues where it stopped"
+                ),
+            )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Inside the block, SIGTERM is passed on as SIGINT (main thread only): Dagster then
+    interrupts the step at a safe point, as it does for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sweep_leftovers() -> int:
+    from shorts_pipeline.home import cache_dir
+    from shorts_pipeline.locks import sweep_stale_temp
+    from shorts_pipeline.resources.media_store import MediaStoreResource
+
+    try:
+        root = MediaStoreResource().local_root
+    except Exception:  # an unreachable store is for doctor's checks to report
+        root = None
+    return len(sweep_stale_temp(cache_dir(), also=[root] if root else []))
 
 
 def _follow_run(
@@ -690,9 +875,12 @@ def _follow_run(
     progress: Progress,
     task: Any,
     selection: list[str] | None = None,
+    cancelled: threading.Event | None = None,
 ) -> None:
-    """Drive the bar from the run's event log: steps done, and ffmpeg's progress inside."""
-    from dagster import DagsterEventType
+    """Drive the bar from the run's event log: steps done, and ffmpeg's progress inside.
+    When the run is terminated from the Dagster UI (it is then CANCELING), interrupt the
+    main thread as Ctrl-C would: the UI can only mark an in-process run, not reach it."""
+    from dagster import DagsterEventType, DagsterRunStatus
 
     cursor = None
     done_steps = 0
@@ -731,29 +919,60 @@ def _follow_run(
         progress.update(task, completed=total, description=f"{current or 'starting'}")
         if not alive:
             break
+        if cancelled is not None and not cancelled.is_set():
+            run = instance.get_run_by_id(run_id)
+            if run is not None and run.status == DagsterRunStatus.CANCELING:
+                cancelled.set()
+                os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.3)
     progress.update(task, completed=100 if done_steps == len(weights) else total)
 
 
 def _failure_message(result: Any) -> str:
+    """One line: the failed stage and why (the first line of the error, without its
+    exception class); the whole error stays in the run's event log for the UI."""
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
             err = data.error
             user = getattr(data, "user_failure_data", None)
             if user is not None and user.description:
-                return f"{event.step_key}: {user.description}"
+                return f"{event.step_key}: {_one_line(user.description)}"
             if err is not None and err.cls_name == "DagsterExecutionInterruptedError":
                 return f"{event.step_key}: interrupted by the user; nothing half-written was kept"
             if err is not None:
                 cause = err.cause or err
-                return f"{event.step_key}: {cause.message.strip().splitlines()[-1]}"
+                return f"{event.step_key}: {_one_line(cause.message)}"
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed:
                 return f"check {data.check_name} failed"
+    for event in result.all_events:  # e.g. a resource that could not start
+        if event.event_type_value == "PIPELINE_FAILURE" and event.message:
+            return _one_line(event.message)
     return "the run failed; open the Dagster UI for details"
+
+
+_EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Failure)\w*: ")
+_OS_ERROR = re.compile(r"\[Errno (\d+)\] [^:]*(?:: '(.*)')?")
+
+
+def _one_line(message: str) -> str:
+    """The first non-empty line of `message`, without a leading exception class; a bare
+    OSError about a full disk is said in words."""
+    import errno
+
+    from shorts_pipeline.render.ffmpeg_run import DISK_ERRNOS, disk_problem
+
+    line = next((ln.strip() for ln in message.splitlines() if ln.strip()), message.strip())
+    line = _EXCEPTION_PREFIX.sub("", line)
+    found = _OS_ERROR.search(line)
+    if found and int(found.group(1)) in DISK_ERRNOS:
+        return disk_problem(int(found.group(1)), found.group(2) or str(shorts_home()))
+    if found and int(found.group(1)) == errno.EACCES:
+        return f"{line} (check the folder's permissions)"
+    return line[:500]
 
 
 def _review(

@@ -33,6 +33,13 @@ def cache_dir() -> Path:
     return path
 
 
+def locks_dir() -> Path:
+    """Lock files: one per project being rendered, one per live worker (see locks.py)."""
+    path = shorts_home() / "locks"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def dagster_home() -> Path:
     path = Path(os.environ.get("DAGSTER_HOME") or shorts_home() / "dagster")
     path.mkdir(parents=True, exist_ok=True)

@@ -171,11 +171,16 @@ def render_timeline(
     started = time.monotonic()
     graph = FilterGraph(timeline)
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial.mp4")
-    mix = out.with_name(f".{out.name}.{os.getpid()}.mix.wav")
+    # Temp names unique to this call (two renders to one path, from two processes or two
+    # threads, never share one) and recognisably temporary (locks.TEMP_FILE): what a killed
+    # process leaves behind is swept by the next run.
+    tag = f"{os.getpid()}-{os.urandom(3).hex()}"
+    tmp = out.with_name(f".{out.name}.{tag}.partial.mp4")
+    mix = out.with_name(f".{out.name}.{tag}.mix.wav")
     thumb_tmp = None
     if thumbnail_path is not None:
-        thumb_tmp = Path(thumbnail_path).with_name(f".{Path(thumbnail_path).name}.partial.jpg")
+        thumb = Path(thumbnail_path)
+        thumb_tmp = thumb.with_name(f".{thumb.name}.{tag}.partial.jpg")
     measured = None
     mix_used = mix
     try:

@@ -5,16 +5,23 @@ URL by configuration. Stages render into a local scratch file and `put` it; the 
 the write atomic (a temporary name, then a rename; on object stores a single PUT is already
 all-or-nothing) so a half-written file is never visible under its real key. Keys are
 validated relative paths, so nothing can escape the store's root.
+
+Every run that uses the store holds its project's lock (locks.py) for the whole run, so two
+runs of one project never interleave their writes and the records Dagster keeps always
+describe the files in the store; a second run waits for the first. When a run starts, the
+temp files and scratch folders that crashed runs left behind are swept away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,8 @@ from pydantic import Field, PrivateAttr
 
 from shorts_pipeline.home import cache_dir, media_url
 from shorts_pipeline.keys import validate_media_key
+from shorts_pipeline.locks import LockHolder, project_lock, sweep_stale_temp, working
+from shorts_pipeline.render.ffmpeg_run import DISK_ERRNOS, disk_problem
 
 S3_PART_BYTES = 16 * 2**20
 
@@ -36,6 +45,8 @@ class MediaStoreError(Exception):
 def _explain(err: Exception) -> str:
     text = f"{type(err).__name__}: {err}"
     name = type(err).__name__
+    if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+        return disk_problem(err.errno, err.filename or cache_dir())
     if name in {"NoCredentialsError", "PartialCredentialsError"}:
         return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile)"
     if "NoSuchBucket" in text or (isinstance(err, FileNotFoundError) and "bucket" in text.lower()):
@@ -68,10 +79,43 @@ class MediaStoreResource(dg.ConfigurableResource):
     storage_options: dict[str, Any] = Field(default_factory=dict)
     public_base_url: str | None = Field(default=None)
     url_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+    project_lock_wait_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How long a run waits for another run of the same project to finish.",
+    )
 
     _fs: Any = PrivateAttr(default=None)
     _root: str = PrivateAttr(default="")
     _where: str = PrivateAttr(default="")
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Generator[Any, None, None]:
+        """For the whole run: register as a live worker, sweep what crashed runs left, and
+        hold the project's lock (waiting for another run of the same project to end)."""
+        run = context.run
+        key = run.tags.get("dagster/partition") if run is not None else None
+        log = context.log or logging.getLogger(__name__)
+        with working():
+            root = self.local_root
+            removed = sweep_stale_temp(cache_dir(), also=[root] if root else [])
+            if removed:
+                log.info(
+                    f"removed {len(removed)} temp files left by interrupted runs: "
+                    + ", ".join(p.name for p in removed[:5])
+                )
+            if key is None or run is None:
+                yield self
+                return
+
+            def waiting(holder: LockHolder | None) -> None:
+                who = holder.describe() if holder else "another process"
+                log.info(f"waiting for the other run of {key} to finish ({who})")
+
+            with project_lock(
+                key, run.run_id, wait_seconds=self.project_lock_wait_seconds, on_wait=waiting
+            ):
+                yield self
 
     def _ensure(self) -> None:
         if self._fs is not None:
@@ -109,6 +153,11 @@ class MediaStoreResource(dg.ConfigurableResource):
         protocols = protocol if isinstance(protocol, tuple | list) else (protocol,)
         return "file" in protocols or "local" in protocols
 
+    @property
+    def local_root(self) -> Path | None:
+        """The store's folder when it is a local one, else None."""
+        return Path(self._root) if self.is_local else None
+
     def full_path(self, key: str) -> str:
         self._ensure()
         return f"{self._root}/{validate_media_key(key)}"
@@ -130,6 +179,13 @@ class MediaStoreResource(dg.ConfigurableResource):
             try:
                 shutil.copyfile(local_path, tmp)
                 os.replace(tmp, dest)
+            except OSError as err:
+                if err.errno in DISK_ERRNOS:
+                    raise MediaStoreError(
+                        f"storing {key} in the media store {self._where} failed: "
+                        f"{disk_problem(err.errno, dest)}"
+                    ) from err
+                raise
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
@@ -142,12 +198,22 @@ class MediaStoreResource(dg.ConfigurableResource):
         return key
 
     def put_bytes(self, data: bytes, key: str) -> str:
-        with tempfile.NamedTemporaryFile(delete=False, dir=cache_dir()) as f:
-            f.write(data)
+        folder = cache_dir()
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".partial")
         try:
-            return self.put(f.name, key)
+            with os.fdopen(handle, "wb") as f:
+                f.write(data)
+            return self.put(name, key)
+        except OSError as err:
+            if err.errno in DISK_ERRNOS:
+                raise MediaStoreError(
+                    f"storing {key} failed while writing its temp file: "
+                    f"{disk_problem(err.errno, folder)}"
+                ) from err
+            raise
         finally:
-            os.unlink(f.name)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 
     @contextmanager
     def writing(self, key: str, suffix: str = "") -> Iterator[Path]:
@@ -234,7 +300,8 @@ class MediaStoreResource(dg.ConfigurableResource):
         except MediaStoreError:
             raise
         except Exception as err:
-            if self.is_local and isinstance(err, OSError | ValueError):
+            disk_full = isinstance(err, OSError) and err.errno in DISK_ERRNOS
+            if self.is_local and isinstance(err, OSError | ValueError) and not disk_full:
                 raise
             raise MediaStoreError(
                 f"{action} {key} in {self._where} failed: {_explain(err)}"

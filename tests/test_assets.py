@@ -66,8 +66,21 @@ def test_ranking_project_end_to_end(clip_library, shorts_home):
         "resolution",
         "frame_rate_30",
         "duration_within_limit",
+        "duration_matches_plan",
         "has_audio",
         "loudness_minus_14_lufs",
+        "true_peak_below_minus_1_dbtp",
+        "audio_video_durations_match",
+        "no_black_segments",
+        "no_frozen_segments",
+        "no_silent_gaps",
+        "text_inside_safe_area",
+        "faststart",
+        "h264_yuv420p",
+        "h264_high_profile",
+        "selected_clips_decodable",
+        "speech_length_near_target",
+        "narration_fits_plan",
     }
     assert all(c.passed for c in checks), [
         (c.check_name, c.metadata) for c in checks if not c.passed

@@ -88,8 +88,27 @@ def test_graph_shape_and_what_the_ui_shows():
         "resolution",
         "frame_rate_30",
         "duration_within_limit",
+        "duration_matches_plan",
         "has_audio",
         "loudness_minus_14_lufs",
+        "true_peak_below_minus_1_dbtp",
+        "audio_video_durations_match",
+        "no_black_segments",
+        "no_frozen_segments",
+        "no_silent_gaps",
+        "text_inside_safe_area",
+        "faststart",
+        "h264_yuv420p",
+        "h264_high_profile",
+    }
+    early = {
+        key.to_user_string(): sorted(c.name for c in graph.get_check_keys_for_assets({key}))
+        for key in map(dg.AssetKey, ["selections", "script", "narration"])
+    }
+    assert early == {
+        "selections": ["selected_clips_decodable"],
+        "script": ["speech_length_near_target"],
+        "narration": ["narration_fits_plan"],
     }
     assert defs.resolve_job_def("produce_project").executor_def.name == "in_process"
 

@@ -4,7 +4,9 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -19,6 +21,19 @@ from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.media_store import MediaStoreResource
 from shorts_pipeline.resources.tts import TtsError, TtsResource
 
+VOICE_LEAD = 0.3  # seconds into an extend segment before its line is heard
+
+NARRATION_CHECKS = [
+    dg.AssetCheckSpec(
+        "narration_fits_plan",
+        asset="narration",
+        blocking=False,
+        description="The measured speech fits the plan: an explainer's narration with its "
+        "pauses within settings.max_duration; each extend segment's line within its segment "
+        f"(segment seconds less the {VOICE_LEAD} s before the line starts).",
+    )
+]
+
 
 @dg.asset(
     partitions_def=project_partitions,
@@ -26,6 +41,7 @@ from shorts_pipeline.resources.tts import TtsError, TtsResource
     kinds={"espeak", "wav"},
     owners=OWNERS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    check_specs=NARRATION_CHECKS,
 )
 def narration(
     context: dg.AssetExecutionContext,
@@ -33,7 +49,7 @@ def narration(
     catalog: CatalogResource,
     media_store: MediaStoreResource,
     tts: TtsResource,
-) -> dg.MaterializeResult[Narration]:
+):  # untyped: with check_specs, Dagster reads a return annotation as output types
     """Every scene spoken by the project's voice engine (espeak-ng offline by default; gTTS or
     OpenAI TTS): one WAV per scene with its measured length and, from espeak-ng, the time of
     every word — what the subtitles are timed to. Synthesis is cached by engine, voice and
@@ -49,7 +65,18 @@ def narration(
             language=language,
             skipped_reason="narration is off for this project (settings.narration)",
         )
-        return dg.MaterializeResult(value=record, metadata={"skipped": record.skipped_reason})
+        return dg.MaterializeResult(
+            value=record,
+            metadata={"skipped": record.skipped_reason},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="narration_fits_plan",
+                    passed=True,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"narrated": False},
+                )
+            ],
+        )
 
     scenes: list[SceneAudio] = []
     scratch = Path(tempfile.mkdtemp(prefix="narration-", dir=cache_dir()))
@@ -150,6 +177,52 @@ def narration(
             "word_timings": sum(len(s.words) for s in scenes),
             "track": dg.MetadataValue.path(media_store.url_for(track_key)),
         },
+        check_results=[
+            narration_fit_check(
+                project.format,
+                scenes,
+                pad=settings.scene_pad_seconds,
+                max_duration=settings.max_duration,
+                segment_seconds=script.plan.seconds
+                if script.plan
+                else settings.extend.segment_seconds,
+            )
+        ],
+    )
+
+
+def narration_fit_check(
+    fmt: ProjectFormat,
+    scenes: Sequence[SceneAudio],
+    *,
+    pad: float,
+    max_duration: float,
+    segment_seconds: float,
+) -> dg.AssetCheckResult:
+    """`narration_fits_plan`: the measured speech against the room the plan gives it."""
+    metadata: dict[str, Any] = {"speech_s": round(sum(s.duration for s in scenes), 2)}
+    passed = True
+    if fmt is ProjectFormat.explainer:
+        total = _spoken_length(fmt, list(scenes), pad)
+        passed = total <= max_duration
+        metadata.update(with_pauses_s=round(total, 2), max_duration_s=max_duration)
+    elif fmt is ProjectFormat.extend:
+        room = segment_seconds - VOICE_LEAD
+        over = [s for s in scenes if s.duration > room]
+        passed = not over
+        metadata.update(
+            room_per_segment_s=round(room, 2),
+            longest_line_s=round(max((s.duration for s in scenes), default=0.0), 2),
+            too_long=", ".join(f"segment {s.index + 1}: {s.duration:.2f} s" for s in over)
+            or "none",
+        )
+    else:
+        metadata["plan"] = "each line is heard over its card or clip; no limit to check"
+    return dg.AssetCheckResult(
+        check_name="narration_fits_plan",
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
     )
 
 

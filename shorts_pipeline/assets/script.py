@@ -17,6 +17,19 @@ from shorts_pipeline.resources.llm import (
 )
 from shorts_pipeline.resources.segment_plan import estimated_cost, plan_problems
 
+# An explainer's estimated speech within this factor of settings.script.target_seconds.
+TARGET_RANGE = (0.5, 1.5)
+
+SCRIPT_CHECKS = [
+    dg.AssetCheckSpec(
+        "speech_length_near_target",
+        asset="script",
+        blocking=False,
+        description="Explainers: the script's estimated speaking time is within "
+        f"{TARGET_RANGE[0]}×–{TARGET_RANGE[1]}× of settings.script.target_seconds.",
+    )
+]
+
 
 class ScriptConfig(dg.Config):
     """Run config: replace the script with this one (VideoScript JSON). It is kept in the
@@ -32,6 +45,7 @@ class ScriptConfig(dg.Config):
     owners=OWNERS,
     pool="network",
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    check_specs=SCRIPT_CHECKS,
 )
 def script(
     context: dg.AssetExecutionContext,
@@ -39,7 +53,7 @@ def script(
     selections: Selections,
     catalog: CatalogResource,
     script_writer: ScriptWriterResource,
-) -> dg.MaterializeResult[VideoScript]:
+):  # untyped: with check_specs, Dagster reads a return annotation as output types
     """The script as chapters of scenes (narration, on-screen text, b-roll keywords), written
     by the project's writer — the offline writer (deterministic, from the title, the source
     text or the ranked clips) or any OpenAI-compatible chat API with a validated structured
@@ -100,6 +114,27 @@ def script(
             "llm_attempts": attempts,
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes) or "none"),
             **_plan_metadata(written, project),
+        },
+        check_results=[speech_length_check(project.format, estimate, settings.target_seconds)],
+    )
+
+
+def speech_length_check(
+    fmt: ProjectFormat, estimated_seconds: float, target_seconds: float
+) -> dg.AssetCheckResult:
+    """`speech_length_near_target`: an explainer far off its target length is caught here,
+    before it is spoken and rendered. Rankings and extend videos are timed by their clips and
+    segments, not by the target."""
+    low, high = (factor * target_seconds for factor in TARGET_RANGE)
+    applies = fmt is ProjectFormat.explainer
+    return dg.AssetCheckResult(
+        check_name="speech_length_near_target",
+        passed=not applies or low <= estimated_seconds <= high,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "estimated_speech_s": round(estimated_seconds, 1),
+            "target_s": target_seconds,
+            "accepted_s": f"{low:.1f}–{high:.1f}" if applies else "not checked: not an explainer",
         },
     )
 

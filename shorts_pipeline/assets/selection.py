@@ -3,6 +3,7 @@
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +33,16 @@ from shorts_pipeline.resources.media_store import MediaStoreResource
 from shorts_pipeline.resources.ytdlp_source import NetworkUnavailableError, YtDlpSource
 from shorts_pipeline.scoring import clip_seconds_budget, rank_candidates
 
+SELECTION_CHECKS = [
+    dg.AssetCheckSpec(
+        "selected_clips_decodable",
+        asset="selections",
+        blocking=True,
+        description="Every selected clip is in the media store and was probed and decoded to "
+        "its last second; clips that were not are replaced by the next candidate first.",
+    )
+]
+
 
 class SelectionConfig(dg.Config):
     """Run config: fix the clips and their ranking for this run only (first id is #1)."""
@@ -44,6 +55,7 @@ class SelectionConfig(dg.Config):
     group_name="production",
     kinds={"python", "ffmpeg"},
     owners=OWNERS,
+    check_specs=SELECTION_CHECKS,
 )
 def selections(
     context: dg.AssetExecutionContext,
@@ -53,7 +65,7 @@ def selections(
     media_store: MediaStoreResource,
     library: LocalLibrarySource,
     ytdlp: YtDlpSource,
-) -> dg.MaterializeResult[Selections]:
+):  # untyped: with check_specs, Dagster reads a return annotation as output types
     """The chosen clips in ranking order (#1 is the best), each downloaded into the media
     store (cached by content) and probed. Automatic ranking scores views, likes, recency and
     duration fit and drops near-duplicates; clip ids fixed with `shorts select` or run config
@@ -71,6 +83,7 @@ def selections(
         return dg.MaterializeResult(
             value=Selections(project_key=project.key, manual=False, clips=[]),
             metadata={"count": 0, "skipped_reason": reason},
+            check_results=[decodable_check([], [])],
         )
     candidates = [_candidate(row) for row in search_results.to_dict("records")]
     by_id = {c.id: c for c in candidates}
@@ -203,6 +216,34 @@ def selections(
                 if skipped
                 else "none"
             ),
+        },
+        check_results=[
+            decodable_check(
+                [
+                    (c.candidate.id, None if media_store.exists(c.media_key) else "not stored")
+                    for c in clips
+                ],
+                skipped,
+            )
+        ],
+    )
+
+
+def decodable_check(
+    selected: Sequence[tuple[str, str | None]], skipped: Sequence[SkippedClip]
+) -> dg.AssetCheckResult:
+    """`selected_clips_decodable` from each selected clip's (id, problem or None), with the
+    candidates that were replaced because they could not be fetched or decoded."""
+    broken = [(clip_id, problem) for clip_id, problem in selected if problem]
+    replaced = [s for s in skipped if not s.reason.startswith("near-duplicate")]
+    return dg.AssetCheckResult(
+        check_name="selected_clips_decodable",
+        passed=not broken,
+        metadata={
+            "selected": len(selected),
+            "decodable": len(selected) - len(broken),
+            "not_decodable": ", ".join(f"{i}: {p}" for i, p in broken) or "none",
+            "replaced_candidates": len(replaced),
         },
     )
 

@@ -4,11 +4,15 @@ rendered in one ffmpeg process, with blocking checks."""
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from shorts_pipeline.assets.common import OWNERS, image_markdown, project_media_key, project_of
+from shorts_pipeline.assets.narration import VOICE_LEAD
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
     OUTPUT_SIZES,
@@ -29,8 +33,17 @@ from shorts_pipeline.render.continuity import ColourMatch
 from shorts_pipeline.render.errors import MediaError
 from shorts_pipeline.render.explainer import ExplainerScene, explainer_timeline
 from shorts_pipeline.render.extend import ExtendPart, extend_timeline
-from shorts_pipeline.render.geometry import Overlay
-from shorts_pipeline.render.inspect import VideoFacts, inspect_video
+from shorts_pipeline.render.geometry import Overlay, safe_area
+from shorts_pipeline.render.inspect import (
+    BLACK_MIN_SECONDS,
+    FREEZE_MIN_SECONDS,
+    SILENCE_MIN_SECONDS,
+    Box,
+    Stretch,
+    VideoFacts,
+    inspect_video,
+    subtitle_boxes,
+)
 from shorts_pipeline.render.probe import probe_clip
 from shorts_pipeline.render.ranking import (
     RankedClip,
@@ -41,45 +54,110 @@ from shorts_pipeline.render.ranking import (
 from shorts_pipeline.render.speech_text import spoken_text
 from shorts_pipeline.render.subtitles import Cue, SpokenScene, build_cues, write_ass, write_srt
 from shorts_pipeline.render.synth import make_music_bed
-from shorts_pipeline.render.timeline import MOTIONS, Timeline, VoiceCue, render_timeline
+from shorts_pipeline.render.timeline import (
+    MOTIONS,
+    ClipSegment,
+    StillSegment,
+    Timeline,
+    VoiceCue,
+    render_timeline,
+)
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.llm import speaking_seconds
 from shorts_pipeline.resources.media_store import MediaStoreResource
 
 LOUDNESS_TARGET = -14.0
 LOUDNESS_TOLERANCE = 1.0
-VOICE_LEAD = 0.3  # seconds into an extend segment before its line is heard
+TRUE_PEAK_LIMIT = -1.0  # dBTP
+PLAN_TOLERANCE = 0.1  # seconds between the file and the timeline it was rendered from
+AV_TOLERANCE = 0.05  # seconds between the video and the audio stream
+DURATION_SLACK = 0.05  # seconds over max_duration still accepted (frame rounding)
 
+
+def _spec(name: str, description: str, *, blocking: bool) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset="video", blocking=blocking, description=description)
+
+
+# Blocking: a failure would put a broken video on the channel (the run stops before
+# `upload`). Warnings: worth fixing, not worth holding the video back.
 CHECKS = [
-    dg.AssetCheckSpec(
+    _spec(
         "resolution",
-        asset="video",
+        "The video has the project's size (1080x1920 for 9:16) and square pixels.",
         blocking=True,
-        description="The video has the project's size (1080x1920 for 9:16) and square pixels.",
     ),
-    dg.AssetCheckSpec(
+    _spec(
         "frame_rate_30",
-        asset="video",
+        "The video runs at 30 fps, constantly: ffprobe's r_frame_rate equals its average "
+        "frame rate (no variable frame rate).",
         blocking=True,
-        description="The video runs at a constant 30 fps.",
     ),
-    dg.AssetCheckSpec(
+    _spec(
         "duration_within_limit",
-        asset="video",
+        "The video is no longer than the project's platform limit (settings.max_duration).",
         blocking=True,
-        description="The video is no longer than the project's platform limit.",
     ),
-    dg.AssetCheckSpec(
-        "has_audio",
-        asset="video",
+    _spec(
+        "duration_matches_plan",
+        f"The file runs within ±{PLAN_TOLERANCE} s of the timeline it was rendered from "
+        "(nothing cut off, nothing added).",
         blocking=True,
-        description="The video has an AAC 48 kHz audio stream.",
     ),
-    dg.AssetCheckSpec(
+    _spec("has_audio", "The video has an AAC 48 kHz audio stream.", blocking=True),
+    _spec(
         "loudness_minus_14_lufs",
-        asset="video",
+        "Integrated loudness is within ±1 LU of −14 LUFS (EBU R128).",
         blocking=True,
-        description="Integrated loudness is within ±1 LU of −14 LUFS.",
+    ),
+    _spec(
+        "true_peak_below_minus_1_dbtp",
+        "The true peak is at most −1 dBTP (no clipping after the platforms' transcodes).",
+        blocking=False,
+    ),
+    _spec(
+        "audio_video_durations_match",
+        f"The audio and video streams end within {AV_TOLERANCE * 1000:.0f} ms of each other "
+        "(neither is truncated).",
+        blocking=True,
+    ),
+    _spec(
+        "no_black_segments",
+        f"No stretch of {BLACK_MIN_SECONDS} s or more is black (ffmpeg blackdetect).",
+        blocking=True,
+    ),
+    _spec(
+        "no_frozen_segments",
+        f"No stretch of {FREEZE_MIN_SECONDS} s or more is frozen (ffmpeg freezedetect), "
+        "except where the timeline shows a still on purpose (a card or slide without "
+        "motion, a clip's last frame held past the end of its source).",
+        blocking=True,
+    ),
+    _spec(
+        "no_silent_gaps",
+        f"Narrated videos: no silence of {SILENCE_MIN_SECONDS} s or more between the first "
+        "and the last line of narration (ffmpeg silencedetect).",
+        blocking=True,
+    ),
+    _spec(
+        "text_inside_safe_area",
+        "Rank badges, captions and subtitles lie inside the platform safe area (not under "
+        "the Shorts/TikTok buttons and captions).",
+        blocking=False,
+    ),
+    _spec(
+        "faststart",
+        "The MP4's index (moov) comes before its media (mdat): it plays while it loads.",
+        blocking=False,
+    ),
+    _spec(
+        "h264_yuv420p",
+        "The video is H.264 in yuv420p, which every player and platform decodes.",
+        blocking=True,
+    ),
+    _spec(
+        "h264_high_profile",
+        "The video uses H.264's High profile (Baseline and Main waste bits).",
+        blocking=False,
     ),
 ]
 
@@ -155,8 +233,10 @@ def video(
             write_srt(cues, srt)
             srt_key = media_store.put(srt, project_media_key(project, "subtitles.srt"))
             timeline = dataclasses.replace(timeline, subtitles=str(ass))
+            subtitle_layout = subtitle_boxes(ass)
         else:
             scratch_subs = None
+            subtitle_layout = []
         context.log.info(
             f"rendering {timeline.duration:.1f} s: {len(timeline.segments)} segments, "
             f"{len(timeline.voice)} voice cues, {len(cues)} subtitle cues, in one ffmpeg process"
@@ -172,7 +252,8 @@ def video(
         finally:
             if scratch_subs is not None:
                 shutil.rmtree(scratch_subs, ignore_errors=True)
-        facts = inspect_video(out)
+        # One more decode of the finished file: loudness, black, frozen and silent stretches.
+        facts = inspect_video(out, scan=True)
         video_key = media_store.put(out, project_media_key(project, "video.mp4"))
         thumb_key = media_store.put(thumb, project_media_key(project, "thumbnail.jpg"))
         preview = image_markdown(thumb, max_width=120)
@@ -193,8 +274,18 @@ def video(
         render_seconds=round(result.seconds, 2),
         subtitles_key=srt_key,
     )
-    checks = video_checks(facts, project)
-    failed = [c.check_name or "" for c in checks if not c.passed]
+    checks = video_checks(facts, video_plan(timeline, project, subtitle_layout))
+    failed = [
+        c.check_name or ""
+        for c in checks
+        if not c.passed and c.severity is dg.AssetCheckSeverity.ERROR
+    ]
+    for check in checks:
+        if not check.passed and check.severity is dg.AssetCheckSeverity.WARN:
+            measured = ", ".join(
+                f"{k}={getattr(v, 'value', v)}" for k, v in (check.metadata or {}).items()
+            )
+            context.log.warning(f"check {check.check_name} failed (a warning): {measured}")
     if failed:
         catalog.set_status(project.key, ProjectStatus.failed, f"checks failed: {', '.join(failed)}")
     else:
@@ -211,6 +302,7 @@ def video(
             "size_mb": round(facts.size_bytes / 1e6, 2),
             "resolution": f"{facts.width}x{facts.height}",
             "loudness_lufs": record.loudness_lufs if record.loudness_lufs is not None else "n/a",
+            "quality_scan_s": facts.scan.seconds if facts.scan else "n/a",
             "render_s": record.render_seconds,
             "realtime_factor": round(facts.duration / max(result.seconds, 1e-6), 2),
             "voice_cues": len(timeline.voice),
@@ -449,46 +541,324 @@ def _local(media_store: MediaStoreResource, key: str | None) -> str | None:
     return str(media_store.local_path(key)) if key else None
 
 
-def video_checks(facts: VideoFacts, project: ProjectSpec) -> list[dg.AssetCheckResult]:
-    limit = project.settings.max_duration
-    size = output_size(project)
-    lufs = facts.loudness.integrated_lufs if facts.loudness else None
-    return [
-        dg.AssetCheckResult(
-            check_name="resolution",
-            passed=(facts.width, facts.height) == size and facts.sar in ("1:1", "N/A"),
-            metadata={
-                "resolution": f"{facts.width}x{facts.height}",
-                "expected": f"{size[0]}x{size[1]}",
-                "sar": facts.sar,
-            },
-        ),
-        dg.AssetCheckResult(
-            check_name="frame_rate_30",
-            passed=abs(facts.fps - 30.0) < 0.01,
-            metadata={"fps": facts.fps},
-        ),
-        dg.AssetCheckResult(
-            check_name="duration_within_limit",
-            passed=0 < facts.duration <= limit + 0.05,
-            metadata={"duration_s": round(facts.duration, 3), "limit_s": limit},
-        ),
-        dg.AssetCheckResult(
-            check_name="has_audio",
-            passed=facts.has_audio and facts.audio_codec == "aac" and facts.audio_rate == 48000,
-            metadata={
-                "audio": f"{facts.audio_codec} {facts.audio_rate} Hz {facts.audio_channels} ch"
-            },
-        ),
-        dg.AssetCheckResult(
-            check_name="loudness_minus_14_lufs",
-            passed=lufs is not None and abs(lufs - LOUDNESS_TARGET) <= LOUDNESS_TOLERANCE,
-            metadata={
-                "integrated_lufs": lufs if lufs is not None else "no audio",
-                "true_peak_dbtp": facts.loudness.true_peak_dbtp if facts.loudness else "no audio",
-            },
-        ),
+# --- quality checks --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """What the video was rendered to be, as the checks compare the file with it."""
+
+    size: tuple[int, int]
+    max_duration: float
+    duration: float  # the timeline's
+    stills: tuple[Stretch, ...] = ()  # still on purpose: cards, slides, held last frames
+    voice: Stretch | None = None  # from the first line of narration to the end of the last
+    overlays: tuple[tuple[str, Box], ...] = ()  # (what, box) of text drawn over the picture
+
+
+def video_plan(
+    timeline: Timeline, project: ProjectSpec, subtitles: Sequence[Box] = ()
+) -> VideoPlan:
+    """The plan of a rendered `timeline`: its length, its still stretches, the span of its
+    narration, and every overlay and subtitle box on it."""
+    stills = tuple(_still_parts(timeline))
+    voice = None
+    if timeline.voice:
+        voice = Stretch(
+            min(cue.start for cue in timeline.voice),
+            max(cue.start + cue.duration for cue in timeline.voice),
+        )
+    overlays: dict[str, Box] = {}
+    for seg in timeline.segments:
+        for overlay in seg.overlays:
+            box = (overlay.x, overlay.y, overlay.width, overlay.height)
+            overlays.setdefault(Path(overlay.path).name, box)
+    named = [*overlays.items(), *((f"subtitle {n}", b) for n, b in enumerate(subtitles, 1))]
+    return VideoPlan(
+        size=(timeline.width, timeline.height),
+        max_duration=project.settings.max_duration,
+        duration=timeline.duration,
+        stills=stills,
+        voice=voice,
+        overlays=tuple(named),
+    )
+
+
+def _still_parts(timeline: Timeline) -> list[Stretch]:
+    """Where the timeline shows a still picture on purpose: cards and slides without motion,
+    and a clip's last frame held past the end of its source (a ranking clip lengthened for
+    its narration, b-roll shorter than its scene)."""
+    parts = []
+    for start, seg in zip(timeline.segment_starts(), timeline.segments, strict=True):
+        if isinstance(seg, StillSegment) and seg.motion == "none":
+            parts.append(Stretch(start, start + seg.duration))
+        elif isinstance(seg, ClipSegment):
+            runs_out = start + max(0.0, seg.info.duration - seg.start)
+            if runs_out < start + seg.duration - 1 / timeline.fps:
+                parts.append(Stretch(runs_out, start + seg.duration))
+    return parts
+
+
+def video_checks(facts: VideoFacts, plan: VideoPlan) -> list[dg.AssetCheckResult]:
+    """Every check of `CHECKS`, judged on the facts of the finished file against its plan.
+    Needs `inspect_video(..., scan=True)` facts: without the scan, the content checks fail."""
+    results = [
+        _resolution(facts, plan),
+        _frame_rate(facts),
+        _duration_within_limit(facts, plan),
+        _duration_matches_plan(facts, plan),
+        _has_audio(facts),
+        _loudness(facts),
+        _true_peak(facts),
+        _av_durations(facts),
+        _black(facts),
+        _frozen(facts, plan),
+        _silent(facts, plan),
+        _safe_area(plan),
+        _faststart(facts),
+        _yuv420p(facts),
+        _high_profile(facts),
     ]
+    assert [r.check_name for r in results] == [spec.name for spec in CHECKS]
+    return results
+
+
+def _result(name: str, passed: bool, metadata: dict[str, Any]) -> dg.AssetCheckResult:
+    blocking = next(spec.blocking for spec in CHECKS if spec.name == name)
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+def _resolution(facts: VideoFacts, plan: VideoPlan) -> dg.AssetCheckResult:
+    size = plan.size
+    return _result(
+        "resolution",
+        (facts.width, facts.height) == size and facts.sar in ("1:1", "N/A"),
+        {
+            "resolution": f"{facts.width}x{facts.height}",
+            "expected": f"{size[0]}x{size[1]}",
+            "sar": facts.sar,
+        },
+    )
+
+
+def _frame_rate(facts: VideoFacts) -> dg.AssetCheckResult:
+    constant = facts.base_fps > 0 and abs(facts.base_fps - facts.fps) <= 0.01 * facts.base_fps
+    return _result(
+        "frame_rate_30",
+        abs(facts.fps - 30.0) < 0.01 and constant,
+        {"fps": facts.fps, "r_frame_rate": facts.base_fps, "constant": constant},
+    )
+
+
+def _duration_within_limit(facts: VideoFacts, plan: VideoPlan) -> dg.AssetCheckResult:
+    return _result(
+        "duration_within_limit",
+        0 < facts.duration <= plan.max_duration + DURATION_SLACK,
+        {"duration_s": round(facts.duration, 3), "limit_s": plan.max_duration},
+    )
+
+
+def _duration_matches_plan(facts: VideoFacts, plan: VideoPlan) -> dg.AssetCheckResult:
+    off = facts.duration - plan.duration
+    return _result(
+        "duration_matches_plan",
+        abs(off) <= PLAN_TOLERANCE,
+        {
+            "duration_s": round(facts.duration, 3),
+            "planned_s": round(plan.duration, 3),
+            "difference_s": round(off, 3),
+            "tolerance_s": PLAN_TOLERANCE,
+        },
+    )
+
+
+def _has_audio(facts: VideoFacts) -> dg.AssetCheckResult:
+    return _result(
+        "has_audio",
+        facts.has_audio and facts.audio_codec == "aac" and facts.audio_rate == 48000,
+        {
+            "audio": f"{facts.audio_codec} {facts.audio_rate} Hz {facts.audio_channels} ch"
+            if facts.has_audio
+            else "none"
+        },
+    )
+
+
+def _loudness(facts: VideoFacts) -> dg.AssetCheckResult:
+    lufs = facts.loudness.integrated_lufs if facts.loudness else None
+    return _result(
+        "loudness_minus_14_lufs",
+        lufs is not None and abs(lufs - LOUDNESS_TARGET) <= LOUDNESS_TOLERANCE,
+        {
+            "integrated_lufs": lufs if lufs is not None else "no audio",
+            "target_lufs": LOUDNESS_TARGET,
+            "tolerance_lu": LOUDNESS_TOLERANCE,
+        },
+    )
+
+
+def _true_peak(facts: VideoFacts) -> dg.AssetCheckResult:
+    peak = facts.loudness.true_peak_dbtp if facts.loudness else None
+    return _result(
+        "true_peak_below_minus_1_dbtp",
+        peak is not None and peak <= TRUE_PEAK_LIMIT,
+        {
+            "true_peak_dbtp": peak if peak is not None else "no audio",
+            "limit_dbtp": TRUE_PEAK_LIMIT,
+        },
+    )
+
+
+def _av_durations(facts: VideoFacts) -> dg.AssetCheckResult:
+    video_s, audio_s = facts.video_seconds, facts.audio_seconds
+    if video_s is None or audio_s is None:
+        return _result(
+            "audio_video_durations_match",
+            False,
+            {"video_s": video_s or "unknown", "audio_s": audio_s or "no audio"},
+        )
+    off = audio_s - video_s
+    return _result(
+        "audio_video_durations_match",
+        abs(off) <= AV_TOLERANCE,
+        {
+            "video_s": round(video_s, 3),
+            "audio_s": round(audio_s, 3),
+            "mismatch_ms": round(off * 1000),
+            "tolerance_ms": round(AV_TOLERANCE * 1000),
+        },
+    )
+
+
+def _black(facts: VideoFacts) -> dg.AssetCheckResult:
+    if facts.scan is None:
+        return _result("no_black_segments", False, {"error": "the file was not scanned"})
+    found = [s for s in facts.scan.black if s.duration >= BLACK_MIN_SECONDS]
+    return _result(
+        "no_black_segments",
+        not found,
+        {
+            "black_segments": _stretches(found),
+            "longest_black_s": _longest(facts.scan.black),
+            "threshold_s": BLACK_MIN_SECONDS,
+        },
+    )
+
+
+def _frozen(facts: VideoFacts, plan: VideoPlan) -> dg.AssetCheckResult:
+    if facts.scan is None:
+        return _result("no_frozen_segments", False, {"error": "the file was not scanned"})
+    outside = [
+        piece
+        for freeze in facts.scan.frozen
+        for piece in _outside(freeze, plan.stills)
+        if piece.duration >= FREEZE_MIN_SECONDS - 1e-6
+    ]
+    return _result(
+        "no_frozen_segments",
+        not outside,
+        {
+            "frozen_segments": _stretches(outside),
+            "longest_frozen_s": _longest(outside),
+            "all_frozen": _stretches(facts.scan.frozen),
+            "still_parts": _stretches(plan.stills),
+            "threshold_s": FREEZE_MIN_SECONDS,
+        },
+    )
+
+
+def _silent(facts: VideoFacts, plan: VideoPlan) -> dg.AssetCheckResult:
+    if plan.voice is None:
+        return _result("no_silent_gaps", True, {"narrated": False})
+    if facts.scan is None:
+        return _result("no_silent_gaps", False, {"error": "the file was not scanned"})
+    span = plan.voice
+    silent = facts.scan.silent if facts.has_audio else (span,)
+    # Only between the first and the last line: cards before and after may be quiet.
+    gaps = [
+        Stretch(max(s.start, span.start), min(s.end, span.end))
+        for s in silent
+        if min(s.end, span.end) - max(s.start, span.start) >= SILENCE_MIN_SECONDS - 1e-6
+    ]
+    return _result(
+        "no_silent_gaps",
+        not gaps,
+        {
+            "narrated": True,
+            "silent_gaps": _stretches(gaps),
+            "longest_gap_s": _longest(gaps),
+            "narration_span": _stretches([span]),
+            "threshold_s": SILENCE_MIN_SECONDS,
+        },
+    )
+
+
+def _safe_area(plan: VideoPlan) -> dg.AssetCheckResult:
+    area = safe_area(*plan.size)
+    outside = [(name, box) for name, box in plan.overlays if not area.contains(*box)]
+    return _result(
+        "text_inside_safe_area",
+        not outside,
+        {
+            "boxes_checked": len(plan.overlays),
+            "outside": ", ".join(f"{name} {list(box)}" for name, box in outside) or "none",
+            "safe_area": f"x {area.left}–{area.right}, y {area.top}–{area.bottom}",
+        },
+    )
+
+
+def _faststart(facts: VideoFacts) -> dg.AssetCheckResult:
+    return _result(
+        "faststart",
+        facts.faststart,
+        {"moov_before_mdat": facts.faststart},
+    )
+
+
+def _yuv420p(facts: VideoFacts) -> dg.AssetCheckResult:
+    return _result(
+        "h264_yuv420p",
+        facts.video_codec == "h264" and facts.pix_fmt == "yuv420p",
+        {"codec": facts.video_codec, "pix_fmt": facts.pix_fmt},
+    )
+
+
+def _high_profile(facts: VideoFacts) -> dg.AssetCheckResult:
+    return _result(
+        "h264_high_profile",
+        facts.video_codec == "h264" and facts.profile == "High",
+        {"codec": facts.video_codec, "profile": facts.profile},
+    )
+
+
+def _outside(stretch: Stretch, stills: Sequence[Stretch]) -> list[Stretch]:
+    """The parts of `stretch` that no still covers."""
+    pieces = [stretch]
+    for still in sorted(stills, key=lambda s: s.start):
+        rest = []
+        for piece in pieces:
+            if still.end <= piece.start or still.start >= piece.end:
+                rest.append(piece)
+                continue
+            if piece.start < still.start:
+                rest.append(Stretch(piece.start, still.start))
+            if still.end < piece.end:
+                rest.append(Stretch(still.end, piece.end))
+        pieces = rest
+    return pieces
+
+
+def _stretches(stretches: Sequence[Stretch]) -> str:
+    return ", ".join(f"{s.start:.2f}–{s.end:.2f} s" for s in stretches) or "none"
+
+
+def _longest(stretches: Sequence[Stretch]) -> float:
+    return round(max((s.duration for s in stretches), default=0.0), 3)
 
 
 def _music_path(settings: ProjectSettings) -> str | None:

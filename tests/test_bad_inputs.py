@@ -211,32 +211,34 @@ def ink_pixels(card: Path, blank: Path) -> int:
     return sum(1 for value in diff.convert("L").getdata() if value > 40)
 
 
-@pytest.mark.parametrize("name", list(HOSTILE_TITLES))
-def test_a_hostile_title_gets_a_safe_key_and_a_card_and_writes_only_in_shorts_home(
-    name: str, shorts_home: Path, tmp_path: Path, private_tmp: Path
+def test_hostile_titles_get_safe_keys_and_cards_and_write_only_in_shorts_home(
+    shorts_home: Path, tmp_path: Path, private_tmp: Path
 ) -> None:
-    title = HOSTILE_TITLES[name]
     before = tree(tmp_path, skip=shorts_home)
-
-    added = CliRunner().invoke(main, ["add", title, "--json"], catch_exceptions=False)
-
-    assert added.exit_code == 0, added.output
-    spec = json.loads(added.output)
-    key = spec["key"]
-    assert validate_project_key(key) == key
-    assert key == project_key(" ".join(title.split()), "ranking")
-    assert spec["title"] == " ".join(title.split())  # stored as given: no escaping, no cut
-    assert CatalogResource().get_project(key).title == spec["title"]
     cards = shorts_home / "cards"
-    card = Path(draw_title_card(cards / f"{key}.png", spec["title"], "Top 5"))
     blank = Path(draw_title_card(cards / "blank.png", "", "Top 5"))
-    assert card.parent == cards and card.is_file()
-    assert ink_pixels(card, blank) > 2000, "the title left no ink on its card"
+
+    for name, title in HOSTILE_TITLES.items():
+        added = CliRunner().invoke(main, ["add", title, "--json"], catch_exceptions=False)
+
+        assert added.exit_code == 0, (name, added.output)
+        spec = json.loads(added.output)
+        key = spec["key"]
+        assert validate_project_key(key) == key, name
+        assert key == project_key(" ".join(title.split()), "ranking"), name
+        assert spec["title"] == " ".join(title.split()), name  # as given: not escaped, not cut
+        assert CatalogResource().get_project(key).title == spec["title"], name
+        card = Path(draw_title_card(cards / f"{key}.png", spec["title"], "Top 5"))
+        assert card.parent == cards and card.is_file(), name
+        assert ink_pixels(card, blank) > 2000, f"the title {name} left no ink on its card"
 
     assert tree(tmp_path, skip=shorts_home) == before, "something was written outside SHORTS_HOME"
     for path in shorts_home.rglob("*"):
         assert path.resolve().is_relative_to(shorts_home.resolve())
         assert ".." not in path.relative_to(shorts_home).parts
+    listed = CliRunner().invoke(main, ["status", "--json"], catch_exceptions=False)
+    assert listed.exit_code == 0
+    assert len(json.loads(listed.output)) == len(HOSTILE_TITLES)
 
 
 @pytest.mark.parametrize("fmt", ["explainer", "extend"])

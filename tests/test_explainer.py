@@ -83,7 +83,7 @@ def parse_srt(path: Path) -> list[tuple[float, float, str]]:
 
 def assert_checks_pass(result: dg.ExecuteInProcessResult) -> None:
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 5
+    assert len(checks) == 18
     assert all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
 
 

@@ -64,7 +64,7 @@ def test_project_from_urls_with_media_on_s3_passes_every_check(site, bucket, s3_
     result = materialize_project(spec.key, resources(bucket, tmp_path))
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 5 and all(c.passed for c in checks)
+    assert len(checks) == 18 and all(c.passed for c in checks)
 
     frame = result.output_for_node("search_results")
     assert len(frame) == 3 and set(frame["source"]) <= {"ytdlp:generic", "ytdlp:html5"}

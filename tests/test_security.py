@@ -20,6 +20,7 @@ import re
 import threading
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -483,7 +484,6 @@ SECRETS = {
     "YOUTUBE_REFRESH_TOKEN": "yt-canary-refresh-2b7d",
     "SHORTS_WEBHOOK_SECRET": "hook-canary-secret-6a4e",
 }
-NO_RETRIES: dict[str, Any] = {"execution": {"config": {"retries": {"disabled": {}}}}}
 
 
 def _texts_of_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -517,33 +517,40 @@ def test_secrets_appear_in_no_log_metadata_exception_catalog_or_file(
     closed = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("FAL_QUEUE_URL", closed)
     monkeypatch.setenv("SHORTS_WEBHOOK_URL", f"{closed}/hook")
-    instance = dg.DagsterInstance.ephemeral()
+    instances = [dg.DagsterInstance.ephemeral(), dg.DagsterInstance.ephemeral()]
     messages: list[str] = []
     catalog = CatalogResource()
 
-    # 1. A project end to end, offline providers, media on S3 signed with the canary secret.
-    resources = project_resources(clip_library) | {
-        "media_store": MediaStoreResource(
-            url=f"s3://{bucket}/media", storage_options={"skip_instance_cache": True}
-        )
-    }
-    ranking = catalog.add_project(
-        "Secret-free football",
-        keywords=["football"],
-        settings=fast_settings(count=1, title_seconds=0.5, outro_seconds=0.5, transition="none"),
-    )
-    done = materialize_project(ranking.key, resources, instance)
-    assert done.success
-
-    # 2. A project whose OpenAI-compatible writer is on a closed port: it fails, and says why.
+    # 1. A project whose OpenAI-compatible writer is on a closed port: it fails, and says
+    # why (after the script stage's retries, whose back-off waits overlap the next run).
     writer = ScriptSettings(writer="openai", base_url=f"{closed}/v1", timeout_seconds=2)
     failing = catalog.add_project(
         "Needs the LLM", "explainer", settings=ProjectSettings(broll=False, script=writer)
     )
-    with pytest.raises(Exception) as raised:
-        materialize_project(
-            failing.key, project_resources(clip_library), instance, run_config=NO_RETRIES
+
+    def fail() -> None:
+        materialize_project(failing.key, project_resources(clip_library), instances[1])
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        failed = pool.submit(fail)
+
+        # 2. A project end to end, offline providers, media on S3 signed with the canary.
+        resources = project_resources(clip_library) | {
+            "media_store": MediaStoreResource(
+                url=f"s3://{bucket}/media", storage_options={"skip_instance_cache": True}
+            )
+        }
+        ranking = catalog.add_project(
+            "Secret-free football",
+            keywords=["football"],
+            settings=fast_settings(
+                count=1, title_seconds=0.5, outro_seconds=0.5, transition="none"
+            ),
         )
+        assert materialize_project(ranking.key, resources, instances[0]).success
+
+        with pytest.raises(Exception) as raised:
+            failed.result()
     messages += traceback.format_exception(raised.value)
     assert any(f"127.0.0.1:{closed.rsplit(':', 1)[1]}" in m for m in messages)
 
@@ -565,9 +572,12 @@ def test_secrets_appear_in_no_log_metadata_exception_catalog_or_file(
     doctor = CliRunner().invoke(main, ["doctor", "--json"])
     messages.append(doctor.output)
 
+    failing_events = _texts_of_runs(instances[1])
+    assert any("STEP_FAILURE" in text and "127.0.0.1" in text for text in failing_events)
     captured = capfd.readouterr()
     texts = [
-        *_texts_of_runs(instance),
+        *_texts_of_runs(instances[0]),
+        *failing_events,
         *messages,
         caplog.text,
         captured.out,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from itertools import permutations
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 
 from shorts_pipeline.cli import main
 from shorts_pipeline.locks import SCRATCH_DIR, TEMP_FILE, project_lock, sweep_stale_temp, working
+from shorts_pipeline.models import ProjectSettings
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.media_store import MediaStoreError, MediaStoreResource
 from tests.helpers import fast_settings, project_resources
@@ -29,6 +31,15 @@ from tests.helpers import fast_settings, project_resources
 SHORTS = [sys.executable, "-m", "shorts_pipeline.cli"]
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = ["search_results", "selections", "script", "narration", "slides", "segments"]
+
+
+def tiny_settings(library: str, **overrides: Any) -> ProjectSettings:
+    """A 2.8 s ranking (two 1 s clips, no music): these tests are about what happens around
+    a render, so the render is as short as it can be and still be a real one."""
+    values = dict(
+        count=2, clip_min_seconds=1.0, clip_max_seconds=1.0, outro_seconds=0.5, music=None
+    )
+    return fast_settings(library=library, **{**values, **overrides})
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -98,7 +109,7 @@ def test_a_failed_or_killed_render_resumes_from_video_and_leaves_nothing_partial
     spec = catalog.add_project(
         "Killed mid-render",
         keywords=["football"],
-        settings=fast_settings(library=library, music="/no/such/bed.m4a"),
+        settings=tiny_settings(library, music="/no/such/bed.m4a"),
     )
     code, out = invoke("run", spec.key)
     assert code == 1
@@ -111,7 +122,7 @@ def test_a_failed_or_killed_render_resumes_from_video_and_leaves_nothing_partial
     assert f"shorts run {spec.key} --resume" in out
     assert catalog.last_error(spec.key) == failed.removeprefix(f"failed {spec.key}: ")
 
-    catalog.update_settings(spec.key, fast_settings(library=library, music=None))
+    catalog.update_settings(spec.key, tiny_settings(library))
     proc = subprocess.Popen(
         [*SHORTS, "run", spec.key, "--resume"],
         env=cli_env(shorts_home),
@@ -174,7 +185,7 @@ def test_a_run_cancelled_from_the_ui_stops_ffmpeg_and_cleans_up(shorts_home, cli
     spec = CatalogResource().add_project(
         "Cancelled",
         keywords=["football"],
-        settings=fast_settings(library=str(clip_library), music=None),
+        settings=tiny_settings(str(clip_library)),
     )
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions("project", [spec.key])
@@ -225,28 +236,44 @@ def test_a_run_cancelled_from_the_ui_stops_ffmpeg_and_cleans_up(shorts_home, cli
     assert temp_leftovers(shorts_home) == []
     assert not (shorts_home / "media" / "projects" / spec.key / "video.mp4").exists()
 
-    # A `shorts run` shows in the UI as well. Terminate cannot reach an in-process run (no
-    # code server to ask: terminate() says False) but marks it CANCELING; the CLI sees that
-    # and stops as it does on Ctrl-C.
-    proc = subprocess.Popen(
-        [*SHORTS, "run", spec.key, "--resume"],  # the cancelled run's stage: video
-        env=cli_env(shorts_home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    wait_for_render(shorts_home, proc)
-    [cli_run] = instance.get_runs(dg.RunsFilter(tags={"shorts/source": "cli"}), limit=1)
-    assert not instance.run_launcher.terminate(cli_run.run_id)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
-    assert f"cancelled from the Dagster UI {spec.key}: nothing half-written was kept" in err
-    assert "reusing search, select, script, voice, slides, segments; running video" in err
-    assert instance.get_run_by_id(cli_run.run_id).status == dg.DagsterRunStatus.CANCELED
-    assert not ffmpeg_working_in(shorts_home)
-    assert temp_leftovers(shorts_home) == []
-    assert not (shorts_home / "media" / "projects" / spec.key / "video.mp4").exists()
+
+def test_terminate_in_the_ui_interrupts_a_cli_run_like_ctrl_c(shorts_home, monkeypatch):
+    """A `shorts run` shows in the UI too, but Terminate cannot reach an in-process run (no
+    code server to ask: terminate() says False); it marks the run CANCELING, and the CLI's
+    progress follower turns that into the SIGINT that Ctrl-C sends, whose handling (ffmpeg
+    killed, temp files removed) tests/test_cli.py checks end to end."""
+    from shorts_pipeline.cli import _bar, _follow_run
+
+    monkeypatch.setenv("DAGSTER_HOME", str(shorts_home / "dagster"))
+    (shorts_home / "dagster").mkdir()
+    instance = dg.DagsterInstance.get()  # on disk: its launcher can terminate
+
+    @dg.op
+    def render() -> None: ...
+
+    @dg.job
+    def cli_job() -> None:
+        render()
+
+    run = instance.create_run_for_job(cli_job)
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signo, _: interrupts.append(signo))
+    done, cancelled = threading.Event(), threading.Event()
+    try:
+        with _bar("key") as (progress, task):
+            args = (instance, run.run_id, done, progress, task, None, cancelled)
+            follower = threading.Thread(target=_follow_run, args=args)
+            follower.start()
+            assert not instance.run_launcher.terminate(run.run_id)
+            deadline = time.monotonic() + 10
+            while not interrupts and time.monotonic() < deadline:
+                time.sleep(0.05)
+            done.set()
+            follower.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert interrupts == [signal.SIGINT] and cancelled.is_set()
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELING
 
 
 @pytest.mark.slow
@@ -262,7 +289,7 @@ def test_two_runs_of_one_project_at_once_take_turns_and_the_record_matches_the_f
     catalogs = {}
     for transition in ("fade", "none"):
         catalog = CatalogResource(url=f"sqlite:///{tmp_path / transition}.db")
-        settings = fast_settings(library=str(clip_library), music=None, transition=transition)
+        settings = tiny_settings(str(clip_library), transition=transition)
         spec = catalog.add_project("Raced", keywords=["football"], settings=settings)
         catalogs[transition] = catalog
     key = spec.key

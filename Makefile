@@ -15,7 +15,8 @@ demo: bootstrap
 # Tests on two workers, whole files each: renders are CPU-bound, but the slowest tests
 # (dagster dev waiting for sensor and schedule ticks, the demo) mostly wait: their files go
 # first (collection order, see tests/conftest.py), so the waiting overlaps the rest.
-test: bootstrap
+test:
+	@scripts/bootstrap.sh test
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what shorts_pipeline needs and is missing: ffmpeg, espeak-ng, fonts (Hangul and
 # emoji), uv, and the project's virtual environment. Safe to run again: it skips what is there.
+# `scripts/bootstrap.sh test` also installs what only the test suite uses: a PostgreSQL server
+# (the Dagster instance and catalog on PostgreSQL) and Chromium with its driver (the browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,24 @@ missing_system_packages() {
   else
     missing+=(fonts-nanum fonts-dejavu-core fonts-noto-color-emoji)
   fi
+  if [ "${BOOTSTRAP_MODE:-}" = test ]; then
+    postgres_bin >/dev/null || missing+=(postgresql)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  fi
   printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' '
+}
+
+# The PostgreSQL server binaries (Debian keeps them out of PATH, under /usr/lib/postgresql/N/bin).
+postgres_bin() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"; return 0
+  fi
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+  done
+  return 1
 }
 
 install_system_packages() {
@@ -83,6 +102,7 @@ ensure_uv() {
   command -v uv >/dev/null 2>&1 || { say "uv was installed but is not on PATH; add ~/.local/bin to PATH"; exit 1; }
 }
 
+BOOTSTRAP_MODE="${1:-}"
 install_system_packages
 ensure_uv
 say "python environment: uv sync --frozen ${UV_SYNC_ARGS:-}"

@@ -978,18 +978,12 @@ def _one_line(message: str) -> str:
 def _review(
     key: str, state: Literal["approved", "rejected"], by: str | None, reason: str | None
 ) -> None:
-    from shorts_pipeline.models import ProjectStatus
+    from shorts_pipeline.review import ReviewError, record_review
 
-    spec = _project(key)
-    if not spec.review:
-        raise CommandError(f"{key} was not added with --review: it needs no approval")
-    if spec.status not in (ProjectStatus.rendered, ProjectStatus.uploaded):
-        raise CommandError(
-            f"{key} has no rendered video to review (status {spec.status.value}): "
-            f"`shorts run {key}` first"
-        )
-    who = by or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
-    _catalog().set_review(spec.key, state, by=who, reason=reason)
+    try:
+        who = record_review(_catalog(), key, state, by=by, reason=reason)
+    except ReviewError as err:
+        raise CommandError(str(err)) from err
     console.print(f"{key}: {state} by {escape(who)}" + (f" — {escape(reason)}" if reason else ""))
 
 

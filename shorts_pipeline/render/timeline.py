@@ -28,8 +28,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+from shorts_pipeline.render.encoders import EncoderSettings, encoder_from_env, is_nvenc_failure
 from shorts_pipeline.render.errors import RenderError
-from shorts_pipeline.render.ffmpeg_run import ProgressFn, run_ffmpeg
+from shorts_pipeline.render.ffmpeg_run import FfmpegError, ProgressFn, run_ffmpeg
 from shorts_pipeline.render.geometry import FPS, FRAME_HEIGHT, FRAME_WIDTH, Overlay
 from shorts_pipeline.render.loudness import (
     EBUR128_FILTER,
@@ -96,16 +97,6 @@ Segment = ClipSegment | StillSegment
 
 
 @dataclass(frozen=True)
-class EncoderSettings:
-    video_codec: str = "libx264"
-    preset: str = "veryfast"
-    crf: int = 23
-    audio_bitrate: str = "160k"
-    scale_flags: str = "bicubic"
-    gop_seconds: float = 2.0
-
-
-@dataclass(frozen=True)
 class Timeline:
     segments: Sequence[Segment]
     fit: FitMode = "cover"
@@ -120,7 +111,7 @@ class Timeline:
     width: int = FRAME_WIDTH
     height: int = FRAME_HEIGHT
     fps: int = FPS
-    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    encoder: EncoderSettings = field(default_factory=encoder_from_env)  # SHORTS_VIDEO_ENCODER
 
     @property
     def crossfade(self) -> float:
@@ -153,6 +144,8 @@ class RenderResult:
     duration: float
     seconds: float  # wall time of the render
     loudness_first_pass_lufs: float | None
+    encoder: str = "libx264"  # the video encoder that made the file
+    notes: tuple[str, ...] = ()  # e.g. why NVENC was not used
 
 
 def render_timeline(
@@ -183,6 +176,8 @@ def render_timeline(
         thumb_tmp = thumb.with_name(f".{thumb.name}.{tag}.partial.jpg")
     measured = None
     mix_used = mix
+    encoder = timeline.encoder
+    notes: list[str] = []
     try:
         if timeline.voice:
             graph.voice_gain_db = _voice_gain(graph)
@@ -208,19 +203,32 @@ def render_timeline(
         audio_args, audio_filter = graph.final_audio(mix_used if measured else None, measured)
         video_graph = graph.video_graph()
         outputs = ["-map", "[vout]", "-map", "[aout]", *graph.encode_args(), str(tmp)]
+
         # Pass 2: the one process that decodes, composites and encodes the video.
-        run_ffmpeg(
-            [
-                *graph.video_input_args(),
-                *audio_args,
-                "-filter_complex",
-                f"{video_graph};{audio_filter}",
-                *outputs,
-            ],
-            what=f"render of {out.name}",
-            total_seconds=timeline.duration,
-            progress=progress,
-        )
+        def encode(outputs: list[str]) -> None:
+            run_ffmpeg(
+                [
+                    *graph.video_input_args(),
+                    *audio_args,
+                    "-filter_complex",
+                    f"{video_graph};{audio_filter}",
+                    *outputs,
+                ],
+                what=f"render of {out.name}",
+                total_seconds=timeline.duration,
+                progress=progress,
+            )
+
+        try:
+            encode(outputs)
+        except FfmpegError as err:
+            if encoder.video_codec != "h264_nvenc" or not is_nvenc_failure(str(err)):
+                raise
+            # No driver, no device, or every NVENC session taken: the same render on libx264.
+            reason = err.reason or "NVENC could not be opened"
+            notes.append(f"h264_nvenc failed ({reason}); rendered with libx264 instead")
+            encoder = encoder.software()
+            encode(["-map", "[vout]", "-map", "[aout]", *graph.encode_args(encoder), str(tmp)])
         if thumb_tmp is not None and thumbnail_path is not None:
             # From the finished file, not as a second output of the render: ffmpeg reports
             # no progress until every output has started, and a thumbnail starts late.
@@ -242,6 +250,8 @@ def render_timeline(
         duration=timeline.duration,
         seconds=time.monotonic() - started,
         loudness_first_pass_lufs=measured.integrated_lufs if measured else None,
+        encoder=encoder.video_codec,
+        notes=tuple(notes),
     )
 
 
@@ -576,23 +586,11 @@ class FilterGraph:
             combined = f"max({combined},{dip})"
         return f"1-{depth:.4f}*{combined}"
 
-    def encode_args(self) -> list[str]:
-        e, t = self.t.encoder, self.t
+    def encode_args(self, encoder: EncoderSettings | None = None) -> list[str]:
+        """Output arguments: the timeline's encoder (or `encoder`), colour tags, AAC, faststart."""
+        e, t = encoder or self.t.encoder, self.t
         return [
-            "-c:v",
-            e.video_codec,
-            "-preset",
-            e.preset,
-            "-crf",
-            str(e.crf),
-            "-profile:v",
-            "high",
-            "-pix_fmt",
-            "yuv420p",
-            "-r",
-            str(t.fps),
-            "-g",
-            str(int(t.fps * e.gop_seconds)),
+            *e.video_args(t.fps),
             "-colorspace",
             "bt709",
             "-color_primaries",

@@ -73,7 +73,8 @@ PAGE_CSP = (
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: Chromium then sends `Origin: null` with our own forms.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 REVIEWABLE = (ProjectStatus.rendered, ProjectStatus.uploaded)
@@ -98,6 +99,7 @@ def run_server(
             file=sys.stderr,
             flush=True,
         )
+    threading.Thread(target=server.records.warm, daemon=True).start()
     if open_browser:
         webbrowser.open(server.url)
     try:
@@ -146,7 +148,7 @@ class PreviewServer(ThreadingHTTPServer):
         self.port = int(self.server_address[1])
         self.bound_host = host
         self.hosts = HostPolicy.for_address(host, self.port)
-        self._records = DagsterRecords()
+        self.records = DagsterRecords()
 
     @property
     def url(self) -> str:
@@ -156,10 +158,6 @@ class PreviewServer(ThreadingHTTPServer):
         if ":" in shown:
             shown = f"[{shown}]"
         return f"http://{shown}:{self.port}/"
-
-    @property
-    def records(self) -> DagsterRecords:
-        return self._records
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A browser drops connections it no longer needs (a player seeking): not an error.
@@ -678,13 +676,22 @@ def _stored(store: MediaStoreResource, spec: ProjectSpec, name: str) -> bool:
 # ---- Dagster records ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    asset: str
+    name: str
+    passed: bool
+    severity: str  # ERROR (blocking the publish) or WARN
+    detail: str  # the first few measured values
+
+
 @dataclass
 class ProjectRecords:
     """What the Dagster instance knows about one project's last render."""
 
     script_markdown: str | None = None
     upload_urls: dict[str, str] | None = None
-    checks: list[tuple[str, bool, str, str]] | None = None  # name, passed, severity, detail
+    checks: list[CheckOutcome] | None = None  # those of the run that made the current video
     problem: str | None = None
 
 
@@ -696,15 +703,23 @@ class DagsterRecords:
         self._lock = threading.Lock()
 
     def for_project(self, key: str) -> ProjectRecords:
-        import dagster as dg
-
         try:
             with self._lock:
-                if self._instance is None:
-                    self._instance = dg.DagsterInstance.from_config(str(dagster_home()))
-                return _project_records(self._instance, key)
+                return _project_records(self._open(), key)
         except Exception as err:  # the page still shows what the catalog and store have
             return ProjectRecords(problem=f"{type(err).__name__}: {err}".splitlines()[0][:300])
+
+    def warm(self) -> None:
+        """Open the instance now (seconds on a busy machine), not on the first page."""
+        with contextlib.suppress(Exception), self._lock:
+            self._open()
+
+    def _open(self) -> Any:
+        import dagster as dg
+
+        if self._instance is None:
+            self._instance = dg.DagsterInstance.from_config(str(dagster_home()))
+        return self._instance
 
 
 def _project_records(instance: Any, key: str) -> ProjectRecords:
@@ -731,23 +746,25 @@ def _project_records(instance: Any, key: str) -> ProjectRecords:
         }
     video = latest("video")
     if video is not None:
-        checks = []
+        records.checks = []
         events = instance.all_logs(video.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         for event in events:
             evaluation = event.dagster_event.event_specific_data
-            if evaluation.asset_key != dg.AssetKey("video") or evaluation.partition not in (
-                None,
-                key,
-            ):
+            if evaluation.partition not in (None, key):
                 continue
             detail = ", ".join(
                 f"{name}={getattr(value, 'value', value)}"
                 for name, value in list(evaluation.metadata.items())[:3]
             )
-            checks.append(
-                (evaluation.check_name, evaluation.passed, evaluation.severity.value, detail)
+            records.checks.append(
+                CheckOutcome(
+                    asset=evaluation.asset_key.to_user_string(),
+                    name=evaluation.check_name,
+                    passed=evaluation.passed,
+                    severity=evaluation.severity.value,
+                    detail=detail[:200],
+                )
             )
-        records.checks = checks
     return records
 
 
@@ -795,16 +812,17 @@ def _checks_section(records: ProjectRecords) -> str:
         )
     if not records.checks:
         return ""
-    passed = sum(1 for c in records.checks if c[1])
-    failed = [c for c in records.checks if not c[1]]
+    failed = [c for c in records.checks if not c.passed]
+    passed = len(records.checks) - len(failed)
     rows = "".join(
-        f"<tr class={'pass' if ok else 'fail'}><td>{h(name)}</td>"
-        f"<td>{'passed' if ok else h('failed (' + severity.lower() + ')')}</td>"
-        f"<td>{h(detail)}</td></tr>"
-        for name, ok, severity, detail in failed + [c for c in records.checks if c[1]]
+        f"<tr class={'pass' if c.passed else 'fail'}><td>{h(c.asset)}</td><td>{h(c.name)}</td>"
+        f"<td>{'passed' if c.passed else h(f'failed ({c.severity.lower()})')}</td>"
+        f"<td>{h(c.detail)}</td></tr>"
+        for c in failed + [c for c in records.checks if c.passed]
     )
     return (
-        f"<section><h2>Quality checks</h2><p>{passed} of {len(records.checks)} passed.</p>"
+        "<section><h2>Quality checks</h2>"
+        f"<p>{passed} of {len(records.checks)} passed in the run that made this video.</p>"
         f"<details{' open' if failed else ''}><summary>every check</summary>"
         f"<table class=checks>{rows}</table></details></section>"
     )

@@ -115,11 +115,91 @@ def test_manual_selection_wins_and_a_stage_reruns_alone(clip_library, shorts_hom
         video_path = shorts_home / "media" / first.output_for_node("video").media_key
         before = video_path.stat().st_mtime_ns
 
+        # A changed setting re-renders, alone: upstream results are reused.
+        catalog.update_settings(spec.key, FAST.model_copy(update={"music_db": -20.0}))
         again = materialize(spec.key, clip_library, instance, selection=["video"])
         assert again.success
         ran = {e.step_key for e in again.all_events if e.event_type_value == "STEP_SUCCESS"}
         assert ran == {"video"}
         assert video_path.stat().st_mtime_ns > before
+        assert metadata_of(again, "video")["reused"] is False
+
+
+def test_an_unchanged_project_reuses_its_clips_slides_and_video_and_any_change_renders_again(
+    library_copy, shorts_home
+):
+    """The second run of an unchanged project fetches, probes, draws, renders and scans
+    nothing, yet reports the same video, metadata and checks; a changed setting, a changed
+    input file or SHORTS_REUSE=off make the video again."""
+    catalog = CatalogResource()
+    spec = catalog.add_project("Reused", keywords=["football"], settings=FAST)
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(spec.key, library_copy, instance)
+    assert first.success
+    video_path = shorts_home / "media" / first.output_for_node("video").media_key
+    sheet = shorts_home / "media" / first.output_for_node("slides").contact_sheet
+    made = video_path.stat().st_mtime_ns, sheet.stat().st_mtime_ns
+    assert metadata_of(first, "selections")["clips_fetched"] == 3
+    assert metadata_of(first, "video")["reused"] is False
+
+    second = materialize(spec.key, library_copy, instance)
+    assert second.success
+    assert (video_path.stat().st_mtime_ns, sheet.stat().st_mtime_ns) == made
+    assert metadata_of(second, "selections")["clips_fetched"] == 0
+    assert metadata_of(second, "selections")["clips_reused"] == 3
+    assert metadata_of(second, "slides")["reused"] is True
+    video = metadata_of(second, "video")
+    assert video["reused"] is True
+    shown = {k: v for k, v in metadata_of(first, "video").items() if k != "reused"}
+    assert {k: v for k, v in video.items() if k != "reused"} == shown
+    assert second.output_for_node("video") == first.output_for_node("video")
+    checks = second.get_asset_check_evaluations()
+    assert len(checks) == 18 and all(c.passed for c in checks)
+    assert {c.check_name: c.metadata for c in checks} == {
+        c.check_name: c.metadata for c in first.get_asset_check_evaluations()
+    }
+
+    # A clip file rewritten in the library is fetched and probed again (same content: the
+    # video is still the same one). A new file, not a write: the clips are hard links.
+    clip = library_copy / f"{first.output_for_node('selections').clips[0].candidate.id}.mp4"
+    data = clip.read_bytes()
+    clip.unlink()
+    clip.write_bytes(data)
+    third = materialize(spec.key, library_copy, instance, selection=["selections"])
+    assert metadata_of(third, "selections")["clips_fetched"] == 1
+
+    # An input file of the render changes: the video is made again.
+    badge = shorts_home / "media" / first.output_for_node("slides").badges[1]
+    with Image.open(badge) as img:
+        img.rotate(180).save(badge)
+    fourth = materialize(spec.key, library_copy, instance, selection=["video"])
+    assert metadata_of(fourth, "video")["reused"] is False
+    rendered = video_path.stat().st_mtime_ns
+    assert rendered > made[0]
+
+    # A setting changes: the slides are drawn and the video rendered again.
+    catalog.update_settings(spec.key, FAST.model_copy(update={"transition": "none"}))
+    fifth = materialize(spec.key, library_copy, instance, selection=["slides", "video"])
+    assert metadata_of(fifth, "slides")["reused"] is False
+    assert metadata_of(fifth, "video")["reused"] is False
+    assert fifth.output_for_node("video").duration > first.output_for_node("video").duration
+    assert video_path.stat().st_mtime_ns > rendered
+
+
+def test_reuse_can_be_turned_off(clip_library, shorts_home, monkeypatch):
+    spec = CatalogResource().add_project("Always again", keywords=["football"], settings=FAST)
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(spec.key, clip_library, instance).success
+    monkeypatch.setenv("SHORTS_REUSE", "off")
+    again = materialize(spec.key, clip_library, instance, selection=["slides", "video"])
+    assert metadata_of(again, "slides")["reused"] is False
+    assert metadata_of(again, "video")["reused"] is False
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    """The plain values of the metadata `asset` recorded in this run."""
+    [event] = result.asset_materializations_for_node(asset)
+    return {k: getattr(v, "value", v) for k, v in event.metadata.items() if k != "path"}
 
 
 def test_run_config_selection_for_one_run(clip_library):

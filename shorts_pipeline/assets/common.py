@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 from PIL import Image
@@ -20,6 +22,10 @@ from shorts_pipeline.resources.clip_sources import (
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
 
 OWNERS = ["team:shorts"]
+# Where `shorts serve` shows a project (its video, script and checks) to a person.
+DEFAULT_PREVIEW_URL = "http://127.0.0.1:8700"
+# Inline previews live in the event log with every materialisation: a few KB each.
+PREVIEW_MAX_BYTES = 6_000
 
 
 def project_of(context: dg.AssetExecutionContext, catalog: CatalogResource) -> ProjectSpec:
@@ -70,15 +76,50 @@ def require_format(project: ProjectSpec, *formats: ProjectFormat) -> None:
         )
 
 
-def image_markdown(path: str | Path, max_width: int = 120, quality: int = 60) -> str:
-    """A small inline JPEG for the Dagster UI (MetadataValue has no image type)."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail((max_width, max_width * 2))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=quality, optimize=True)
+def image_markdown(
+    path: str | Path, max_width: int = 120, quality: int = 60, max_bytes: int = PREVIEW_MAX_BYTES
+) -> str:
+    """A small inline JPEG for the Dagster UI (MetadataValue has no image type), at most
+    `max_bytes` of JPEG (lower quality first, then smaller) so the event log stays small."""
+    with Image.open(path) as source:
+        source.draft("RGB", (max_width, max_width * 2))  # a JPEG decodes at a fraction of its size
+        img = source.convert("RGB")
+    img.thumbnail((max_width, max_width * 2))
+    while True:
+        for q in (quality, 45, 30):
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=q, optimize=True)
+            if buf.tell() <= max_bytes:
+                break
+        if buf.tell() <= max_bytes or img.width <= 48:
+            break
+        img = img.resize((img.width * 3 // 4, img.height * 3 // 4), Image.Resampling.LANCZOS)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f"![preview](data:image/jpeg;base64,{data})"
+
+
+def preview_url(project_key: str) -> str:
+    """The project's page on the preview server (`shorts serve`): SHORTS_PREVIEW_URL, else
+    http://127.0.0.1:8700, then /projects/<key>."""
+    base = (os.environ.get("SHORTS_PREVIEW_URL") or DEFAULT_PREVIEW_URL).rstrip("/")
+    return f"{base}/projects/{quote(project_key, safe='')}"
+
+
+TableValue = str | int | float | bool | None
+
+
+def metadata_table(
+    columns: list[tuple[str, str, str | None]], rows: Iterable[dict[str, TableValue]]
+) -> dg.TableMetadataValue:
+    """A table for the Dagster UI: `columns` as (name, type, description), type one of
+    string, int, float, bool; each row a dict by column name."""
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name, kind, description=about) for name, kind, about in columns]
+    )
+    names = [name for name, _, _ in columns]
+    return dg.MetadataValue.table(
+        [dg.TableRecord({n: row.get(n) for n in names}) for row in rows], schema=schema
+    )
 
 
 def markdown_table(headers: list[str], rows: Iterable[Iterable[object]]) -> str:

@@ -1,18 +1,23 @@
 """selections: the clips the video will show, in order, downloaded and probed."""
 
-import hashlib
+import json
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import dagster as dg
 import pandas as pd
 
+from shorts_pipeline.assets import reuse
 from shorts_pipeline.assets.common import (
     OWNERS,
     clip_source_for,
     markdown_table,
+    metadata_table,
     project_of,
 )
 from shorts_pipeline.home import cache_dir
@@ -26,7 +31,7 @@ from shorts_pipeline.models import (
 )
 from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.render.errors import ProbeError
-from shorts_pipeline.render.probe import MediaInfo, probe_clip
+from shorts_pipeline.render.probe import MediaInfo
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import ClipSourceError, LocalLibrarySource
 from shorts_pipeline.resources.media_store import MediaStoreResource
@@ -121,11 +126,12 @@ def selections(
 
     source = clip_source_for(project, library, ytdlp)
     chosen: list[tuple[ClipCandidate, str, MediaInfo]] = []
+    unchanged = 0  # library clips stored and probed before, whose files have not changed
     for candidate in queue:
         if len(chosen) >= wanted:
             break
         try:
-            media_key, info = _fetch_and_probe(candidate, source, media_store)
+            media_key, info, known = _fetch_and_probe(candidate, source, media_store)
         except NetworkUnavailableError as err:
             # Every other candidate would fail the same way: stop with the advice.
             raise dg.Failure(description=str(err)) from err
@@ -135,6 +141,7 @@ def selections(
             skipped.append(SkippedClip(clip_id=candidate.id, title=candidate.title, reason=reason))
             continue
         chosen.append((candidate, media_key, info))
+        unchanged += known
 
     if not chosen and explainer:
         context.log.warning("no usable b-roll clip: every scene will be a slide")
@@ -186,29 +193,35 @@ def selections(
     result = Selections(
         project_key=project.key, manual=bool(manual_ids), clips=clips, skipped=skipped
     )
-    table = markdown_table(
-        ["rank", "id", "title", "score", "views", "source size", "audio", "kept"],
-        (
-            [
-                f"#{c.rank}",
-                c.candidate.id,
-                c.candidate.title,
-                f"{c.score:.3f}",
-                c.candidate.views,
-                f"{c.display_width}x{c.display_height}",
-                "yes" if c.has_audio else "no",
-                f"{c.trim_start:.1f}–{c.trim_start + c.trim_seconds:.1f} s",
-            ]
-            for c in clips
-        ),
-    )
     return dg.MaterializeResult(
         value=result,
         metadata={
             "count": len(clips),
             "requested": wanted,
             "manual": result.manual,
-            "clips": dg.MetadataValue.md(table),
+            "clips_fetched": len(chosen) - unchanged,
+            "clips_reused": unchanged,
+            "clips": metadata_table(
+                SELECTED_COLUMNS,
+                (
+                    {
+                        "rank": c.rank,
+                        "id": c.candidate.id,
+                        "title": c.candidate.title,
+                        "source": c.candidate.source,
+                        "views": c.candidate.views,
+                        "likes": c.candidate.likes,
+                        "score": c.score,
+                        "duration_s": round(c.duration, 2),
+                        "kept": f"{c.trim_start:.1f}–{c.trim_start + c.trim_seconds:.1f} s",
+                        "size": f"{c.display_width}x{c.display_height}",
+                        "audio": c.has_audio,
+                        "url": c.candidate.url,
+                        "thumbnail": c.candidate.thumbnail,
+                    }
+                    for c in clips
+                ),
+            ),
             "skipped": dg.MetadataValue.md(
                 markdown_table(
                     ["id", "title", "reason"], ((s.clip_id, s.title, s.reason) for s in skipped)
@@ -227,6 +240,23 @@ def selections(
             )
         ],
     )
+
+
+SELECTED_COLUMNS = [
+    ("rank", "int", "#1 is the best"),
+    ("id", "string", "the clip's id at its source"),
+    ("title", "string", None),
+    ("source", "string", "library, or ytdlp:<site>"),
+    ("views", "int", None),
+    ("likes", "int", None),
+    ("score", "float", "automatic ranking score (views, likes, recency, duration fit)"),
+    ("duration_s", "float", "the whole clip"),
+    ("kept", "string", "the stretch the video shows"),
+    ("size", "string", "width x height as shown"),
+    ("audio", "bool", "has its own sound"),
+    ("url", "string", "where the clip came from"),
+    ("thumbnail", "string", "thumbnail URL, when the source has one"),
+]
 
 
 def decodable_check(
@@ -252,13 +282,21 @@ def _fetch_and_probe(
     candidate: ClipCandidate,
     source: LocalLibrarySource | YtDlpSource,
     store: MediaStoreResource,
-) -> tuple[str, MediaInfo]:
-    """Fetch into scratch, probe, then keep it in the store under its content hash."""
+) -> tuple[str, MediaInfo, bool]:
+    """Fetch into scratch, probe, then keep it in the store under its content hash; say
+    whether it was known already.
+
+    A library clip whose file is unchanged since it was last stored (same path, size, mtime,
+    inode) is not copied, hashed or probed again; any fetched file already probed (same
+    content) is not probed again."""
+    known = _known_library_clip(candidate, source, store)
+    if known is not None:
+        return (*known, True)
     scratch = Path(tempfile.mkdtemp(prefix="fetch-", dir=cache_dir()))
     try:
         local = source.fetch(candidate, scratch)
-        info = probe_clip(local)
-        digest = _sha256(local)
+        digest = reuse.content_digest(local)
+        info = reuse.probe_cached(local, check_tail=True, digest=digest)
         key = f"clips/{digest[:20]}{local.suffix.lower()}"
         if not store.exists(key):
             store.put(local, key)
@@ -266,17 +304,61 @@ def _fetch_and_probe(
         sidecar = local.with_name(local.name + ".info.json")
         if sidecar.is_file() and not store.exists(f"{key}.info.json"):
             store.put(sidecar, f"{key}.info.json")
-        return key, info
+        _remember_library_clip(candidate, source, key, info)
+        return key, info, False
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _library_file(
+    candidate: ClipCandidate, source: LocalLibrarySource | YtDlpSource
+) -> Path | None:
+    """The file a library candidate names, if it lies directly in the source's library."""
+    if not isinstance(source, LocalLibrarySource):
+        return None
+    parts = urlsplit(candidate.url)
+    if parts.scheme != "file":
+        return None
+    path = Path(url2pathname(parts.path))
+    library = source.path.resolve()
+    return path if path.parent.resolve() == library and path.is_file() else None
+
+
+def _library_slot(candidate: ClipCandidate, file: Path) -> Path:
+    tag = reuse.fingerprint(
+        "library-clip",
+        candidate.id,
+        os.path.realpath(file),
+        reuse.stat_tag(file),
+        reuse.code_version("shorts_pipeline.render.probe"),
+    )
+    return cache_dir() / "reuse" / "clips" / f"{tag[:32]}.json"
+
+
+def _known_library_clip(
+    candidate: ClipCandidate, source: LocalLibrarySource | YtDlpSource, store: MediaStoreResource
+) -> tuple[str, MediaInfo] | None:
+    file = _library_file(candidate, source)
+    if file is None or not reuse.reuse_enabled():
+        return None
+    try:
+        data = json.loads(_library_slot(candidate, file).read_text())
+        key, info = data["media_key"], reuse.media_info_from_json(data["info"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return (key, info) if store.exists(key) else None
+
+
+def _remember_library_clip(
+    candidate: ClipCandidate,
+    source: LocalLibrarySource | YtDlpSource,
+    key: str,
+    info: MediaInfo,
+) -> None:
+    file = _library_file(candidate, source)
+    if file is not None:
+        data = {"media_key": key, "info": reuse.media_info_to_json(info)}
+        reuse.write_cache_entry(_library_slot(candidate, file), json.dumps(data))
 
 
 def _trim_start(settings: ProjectSettings, duration: float, keep: float) -> float:

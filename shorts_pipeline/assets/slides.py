@@ -4,11 +4,12 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from PIL import Image
 
+from shorts_pipeline.assets import reuse
 from shorts_pipeline.assets.common import (
     OWNERS,
     image_markdown,
@@ -67,10 +68,124 @@ def slides(
     scene's keywords and that is long enough (never the same clip twice), else a slide with
     the chapter and the scene's on-screen text."""
     project = project_of(context, catalog)
-    if project.format is ProjectFormat.explainer:
-        return _explainer_slides(context, project, selections, script, narration, media_store)
-    if project.format is ProjectFormat.extend:
-        return _extend_slides(project, script, media_store)
+    record_key = project_media_key(project, "slides", RECORD_NAME)
+    made_from = slides_fingerprint(project, selections, script, narration)
+    earlier = _reusable(media_store, record_key, made_from)
+    if earlier is not None:
+        context.log.info("nothing the slides are drawn from has changed: reusing them")
+        value, metadata = earlier
+    else:
+        # The files are about to be replaced: no record may describe them until the new one
+        # is written, last.
+        reuse.forget_record(media_store, record_key)
+        if project.format is ProjectFormat.explainer:
+            value, metadata = _explainer_slides(
+                context, project, selections, script, narration, media_store
+            )
+        elif project.format is ProjectFormat.extend:
+            value, metadata = _extend_slides(project, script, media_store)
+        else:
+            value, metadata = _ranking_slides(project, selections, media_store)
+        reuse.save_record(
+            media_store,
+            record_key,
+            {
+                "fingerprint": made_from,
+                "value": value.model_dump(mode="json"),
+                "metadata": reuse.encode_metadata(metadata),
+                "digests": _digests(media_store, value),
+            },
+        )
+    if value.contact_sheet:
+        # Not kept in the record: a presigned S3 URL expires.
+        metadata["contact_sheet_url"] = dg.MetadataValue.url(
+            media_store.url_for(value.contact_sheet)
+        )
+    return dg.MaterializeResult(value=value, metadata={**metadata, "reused": earlier is not None})
+
+
+RECORD_NAME = "slides.reuse.json"
+SHEET_PREVIEW_WIDTH = 360  # pixels of the contact sheet shown in the UI (a few KB of JPEG)
+# The code that decides and draws the images: the render engine (cards, text, storyboard
+# captions, timings), this module, and the speech estimate of scenes without narration.
+SLIDES_CODE = (
+    "shorts_pipeline.render",
+    "shorts_pipeline.assets.slides",
+    "shorts_pipeline.resources.llm",
+)
+
+Metadata = dict[str, Any]
+
+
+def slides_fingerprint(
+    project: ProjectSpec, selections: Selections, script: VideoScript, narration: Narration
+) -> str:
+    """Everything the images depend on: the project's title, format and settings, the chosen
+    clips, the script, each scene's spoken length, the fonts and the drawing code."""
+    # A ranking's badges show only each clip's rank and title (its score moves with time).
+    ranking = project.format is ProjectFormat.ranking
+    clips = (
+        [(c.rank, c.candidate.id, c.candidate.title) for c in selections.clips]
+        if ranking
+        else selections.clips
+    )
+    return reuse.fingerprint(
+        "slides",
+        [project.key, project.title, project.format, project.settings],
+        clips,
+        script,
+        [(s.index, s.duration) for s in narration.scenes],
+        reuse.code_version(*SLIDES_CODE),
+        reuse.fonts_identity(),
+    )
+
+
+def _reusable(
+    media_store: MediaStoreResource, record_key: str, fingerprint: str
+) -> tuple[SlideSet, Metadata] | None:
+    """The slides drawn before, when they were drawn from the same inputs and every image is
+    still in the store; else None."""
+    record = reuse.load_record(media_store, record_key)
+    if record is None or record.get("fingerprint") != fingerprint:
+        return None
+    try:
+        value = SlideSet.model_validate(record["value"])
+        metadata = reuse.decode_metadata(record["metadata"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not reuse.all_stored(media_store, [v.media_key for v in value.scenes]):
+        return None  # a b-roll clip has gone from the store
+    drawn = _drawn(value)
+    if not reuse.all_stored(media_store, drawn):
+        return None
+    if media_store.is_local and record.get("digests") != _digests(media_store, value):
+        return None  # an image was changed by hand
+    return value, metadata
+
+
+def _drawn(value: SlideSet) -> list[str]:
+    """The media keys of every image the slides stage drew."""
+    keys = [
+        value.title_card,
+        value.outro_card,
+        value.contact_sheet,
+        *value.badges.values(),
+        *value.captions.values(),
+        *(v.media_key for v in value.scenes if v.kind == "slide"),
+    ]
+    return [k for k in keys if k]
+
+
+def _digests(media_store: MediaStoreResource, value: SlideSet) -> dict[str, str] | None:
+    """Each drawn image's content digest, on a local store (None on a remote one)."""
+    if not media_store.is_local:
+        return None
+    return {k: reuse.file_digest(media_store.local_path(k)) for k in _drawn(value)}
+
+
+def _ranking_slides(
+    project: ProjectSpec, selections: Selections, media_store: MediaStoreResource
+) -> tuple[SlideSet, Metadata]:
     count = len(selections.clips)
     scratch = Path(tempfile.mkdtemp(prefix="slides-", dir=cache_dir()))
     try:
@@ -102,17 +217,14 @@ def slides(
             badge_boxes=boxes,
             contact_sheet=media_store.put(sheet, project_media_key(project, "slides", "sheet.jpg")),
         )
-        preview = image_markdown(sheet, max_width=360, quality=55)
+        preview = image_markdown(sheet, max_width=SHEET_PREVIEW_WIDTH)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return dg.MaterializeResult(
-        value=slide_set,
-        metadata={
-            "images": 2 + len(badges),
-            "contact_sheet": dg.MetadataValue.md(preview),
-            "badge_boxes": dg.MetadataValue.json({f"#{k}": list(v) for k, v in boxes.items()}),
-        },
-    )
+    return slide_set, {
+        "images": 2 + len(badges),
+        "contact_sheet": dg.MetadataValue.md(preview),
+        "badge_boxes": dg.MetadataValue.json({f"#{k}": list(v) for k, v in boxes.items()}),
+    }
 
 
 def _explainer_slides(
@@ -122,7 +234,7 @@ def _explainer_slides(
     script: VideoScript,
     narration: Narration,
     media_store: MediaStoreResource,
-) -> dg.MaterializeResult[SlideSet]:
+) -> tuple[SlideSet, Metadata]:
     settings = project.settings
     scenes = script.scene_chapters()
     audio = {s.index: s.duration for s in narration.scenes}
@@ -171,20 +283,18 @@ def _explainer_slides(
         if local_slides:
             sheet = contact_sheet(local_slides, scratch / "sheet.jpg")
             sheet_key = media_store.put(sheet, project_media_key(project, "slides", "sheet.jpg"))
-            preview = image_markdown(sheet, max_width=360, quality=55)
+            preview = image_markdown(sheet, max_width=SHEET_PREVIEW_WIDTH)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     slide_set = SlideSet(project_key=project.key, scenes=visuals, contact_sheet=sheet_key)
-    return dg.MaterializeResult(
-        value=slide_set,
-        metadata={
-            "images": sum(v.kind == "slide" for v in visuals),
-            "broll_scenes": sum(v.kind == "broll" for v in visuals),
-            "style": settings.slide_style,
-            "contact_sheet": dg.MetadataValue.md(preview),
-            "scenes": dg.MetadataValue.md(markdown_table(["#", "visual", "shows", "length"], rows)),
-        },
-    )
+    metadata: Metadata = {
+        "images": sum(v.kind == "slide" for v in visuals),
+        "broll_scenes": sum(v.kind == "broll" for v in visuals),
+        "style": settings.slide_style,
+        "contact_sheet": dg.MetadataValue.md(preview),
+        "scenes": dg.MetadataValue.md(markdown_table(["#", "visual", "shows", "length"], rows)),
+    }
+    return slide_set, metadata
 
 
 def _broll_for(
@@ -217,14 +327,14 @@ def _words(text: str) -> set[str]:
 
 def _extend_slides(
     project: ProjectSpec, script: VideoScript, media_store: MediaStoreResource
-) -> dg.MaterializeResult[SlideSet]:
+) -> tuple[SlideSet, Metadata]:
     """Extend videos show only their segments; a storyboard labels each one with its number
     and planned action, so nobody mistakes the preview for the generated video."""
     if project.settings.extend.provider != "storyboard" or script.plan is None:
         record = SlideSet(
             project_key=project.key, skipped_reason="generated segments need no slides"
         )
-        return dg.MaterializeResult(value=record, metadata={"skipped": record.skipped_reason})
+        return record, {"skipped": record.skipped_reason}
     width, height = OUTPUT_SIZES[project.settings.extend.aspect]
     # Narrated storyboards keep the bottom for the subtitles.
     spoken = project.settings.narration and project.settings.subtitles.enabled
@@ -258,14 +368,11 @@ def _extend_slides(
             caption_boxes=boxes,
             contact_sheet=media_store.put(sheet, project_media_key(project, "slides", "sheet.jpg")),
         )
-        preview = image_markdown(sheet, max_width=360, quality=55)
+        preview = image_markdown(sheet, max_width=SHEET_PREVIEW_WIDTH)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return dg.MaterializeResult(
-        value=record,
-        metadata={
-            "images": len(captions),
-            "storyboard_captions": dg.MetadataValue.md(preview),
-            "caption_position": position,
-        },
-    )
+    return record, {
+        "images": len(captions),
+        "storyboard_captions": dg.MetadataValue.md(preview),
+        "caption_position": position,
+    }

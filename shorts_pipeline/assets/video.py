@@ -6,12 +6,20 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from shorts_pipeline.assets.common import OWNERS, image_markdown, project_media_key, project_of
+from shorts_pipeline.assets import reuse
+from shorts_pipeline.assets.common import (
+    OWNERS,
+    image_markdown,
+    preview_url,
+    project_media_key,
+    project_of,
+)
 from shorts_pipeline.assets.narration import VOICE_LEAD
 from shorts_pipeline.home import cache_dir
 from shorts_pipeline.models import (
@@ -41,10 +49,11 @@ from shorts_pipeline.render.inspect import (
     Box,
     Stretch,
     VideoFacts,
+    facts_from_json,
+    facts_to_json,
     inspect_video,
     subtitle_boxes,
 )
-from shorts_pipeline.render.probe import probe_clip
 from shorts_pipeline.render.ranking import (
     RankedClip,
     Spoken,
@@ -188,10 +197,13 @@ def video(
     next continues, colour-matched to the first, cross-faded at the seams (storyboards keep
     their label). All: the voice over the music and clip sound, which
     dip under it, and subtitles burned in, timed to the words. Checks judge the file ffprobe
-    reads back."""
+    reads back. A re-run with nothing changed (the same timeline, input files, render code,
+    ffmpeg and fonts) reuses the stored video, thumbnail and quality scan instead of rendering
+    again, and says so (`reused`)."""
     project = project_of(context, catalog)
     settings = project.settings
     scratch = Path(tempfile.mkdtemp(prefix="video-", dir=cache_dir()))
+    scratch_subs: Path | None = None
     try:
         if project.format is ProjectFormat.explainer:
             timeline, thumb_at = _explainer(
@@ -212,53 +224,64 @@ def video(
                 ),
                 allow_retries=False,
             )
-        srt_key = None
-        cues = _cues(timeline, narration, settings)
-        if cues:
-            # libass reads the file from inside the filter graph: it lives in a fresh temporary
-            # folder whose path is plain ASCII, whatever SHORTS_HOME is called.
-            subs_dir = Path(tempfile.mkdtemp(prefix="shorts-subs-"))
-            scratch_subs = subs_dir
-            ass = subs_dir / "subtitles.ass"
-            write_ass(
-                cues,
-                ass,
-                frame=(timeline.width, timeline.height),
-                font_size=settings.subtitles.font_size,
-                highlight_words=settings.subtitles.highlight_words,
-                position=settings.subtitles.position,
-                max_lines=settings.subtitles.max_lines,
+        video_key = project_media_key(project, "video.mp4")
+        thumb_key = project_media_key(project, "thumbnail.jpg")
+        record_key = project_media_key(project, RECORD_NAME)
+        fingerprint = render_fingerprint(timeline, thumb_at, narration, settings)
+        made = _reusable(media_store, record_key, fingerprint, video_key, thumb_key)
+        if made is not None:
+            context.log.info(
+                f"nothing the video is made from has changed since its render at "
+                f"{made.rendered_at}: reusing it, its thumbnail, subtitles and quality scan"
             )
-            srt = scratch / "subtitles.srt"
-            write_srt(cues, srt)
-            srt_key = media_store.put(srt, project_media_key(project, "subtitles.srt"))
-            timeline = dataclasses.replace(timeline, subtitles=str(ass))
-            subtitle_layout = subtitle_boxes(ass)
         else:
-            scratch_subs = None
-            subtitle_layout = []
-        context.log.info(
-            f"rendering {timeline.duration:.1f} s: {len(timeline.segments)} segments, "
-            f"{len(timeline.voice)} voice cues, {len(cues)} subtitle cues, in one ffmpeg process"
-        )
-        out, thumb = scratch / "video.mp4", scratch / "thumbnail.jpg"
-        progress = _ProgressLog(context)
-        try:
-            result = render_timeline(
-                timeline, out, thumbnail_path=thumb, thumbnail_at=thumb_at, progress=progress
+            # The files are about to be replaced: no record may describe them until the new
+            # one is written, last.
+            reuse.forget_record(media_store, record_key)
+            srt_key = None
+            subtitle_layout: list[Box] = []
+            cues = _cues(timeline, narration, settings)
+            if cues:
+                # libass reads the file from inside the filter graph: it lives in a fresh
+                # temporary folder whose path is plain ASCII, whatever SHORTS_HOME is called.
+                scratch_subs = Path(tempfile.mkdtemp(prefix="shorts-subs-"))
+                ass = scratch_subs / "subtitles.ass"
+                write_ass(
+                    cues,
+                    ass,
+                    frame=(timeline.width, timeline.height),
+                    font_size=settings.subtitles.font_size,
+                    highlight_words=settings.subtitles.highlight_words,
+                    position=settings.subtitles.position,
+                    max_lines=settings.subtitles.max_lines,
+                )
+                srt = scratch / "subtitles.srt"
+                write_srt(cues, srt)
+                srt_key = media_store.put(srt, project_media_key(project, "subtitles.srt"))
+                timeline = dataclasses.replace(timeline, subtitles=str(ass))
+                subtitle_layout = subtitle_boxes(ass)
+            context.log.info(
+                f"rendering {timeline.duration:.1f} s: {len(timeline.segments)} segments, "
+                f"{len(timeline.voice)} voice cues, {len(cues)} subtitle cues, in one ffmpeg "
+                "process"
             )
-        except MediaError as err:
-            raise dg.Failure(description=f"render of {project.key} failed: {err}") from err
-        finally:
-            if scratch_subs is not None:
-                shutil.rmtree(scratch_subs, ignore_errors=True)
-        # One more decode of the finished file: loudness, black, frozen and silent stretches.
-        facts = inspect_video(out, scan=True)
-        video_key = media_store.put(out, project_media_key(project, "video.mp4"))
-        thumb_key = media_store.put(thumb, project_media_key(project, "thumbnail.jpg"))
-        preview = image_markdown(thumb, max_width=120)
+            made = _render(
+                context, project, timeline, thumb_at, scratch, media_store, video_key, thumb_key
+            )
+            made = dataclasses.replace(
+                made,
+                subtitles_key=srt_key,
+                subtitle_cues=len(cues),
+                subtitle_layout=tuple(subtitle_layout),
+            )
+            reuse.save_record(media_store, record_key, made.record(fingerprint))
+        preview = image_markdown(media_store.local_path(thumb_key), max_width=120)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if scratch_subs is not None:
+            shutil.rmtree(scratch_subs, ignore_errors=True)
+    srt_key = made.subtitles_key
+    facts = made.facts
     loud = facts.loudness
     record = VideoRecord(
         project_key=project.key,
@@ -271,10 +294,10 @@ def video(
         size_bytes=facts.size_bytes,
         loudness_lufs=loud.integrated_lufs if loud else None,
         true_peak_dbtp=loud.true_peak_dbtp if loud else None,
-        render_seconds=round(result.seconds, 2),
+        render_seconds=round(made.render_seconds, 2),
         subtitles_key=srt_key,
     )
-    checks = video_checks(facts, video_plan(timeline, project, subtitle_layout))
+    checks = video_checks(facts, video_plan(timeline, project, made.subtitle_layout))
     failed = [
         c.check_name or ""
         for c in checks
@@ -290,27 +313,177 @@ def video(
         catalog.set_status(project.key, ProjectStatus.failed, f"checks failed: {', '.join(failed)}")
     else:
         catalog.set_status(project.key, ProjectStatus.rendered)
-        if project.review:
+        if project.review and not made.reused:
             # A new render needs a new decision: an earlier approval was for other pictures.
+            # A reused video is the very one that was reviewed: its decision stands.
             catalog.set_review(project.key, "pending", by="render")
+    metadata: dict[str, Any] = {}
+    if media_store.is_local:  # ("path" is the IO manager's: where Dagster keeps the record)
+        metadata["video_file"] = dg.MetadataValue.path(str(media_store.local_path(video_key)))
     return dg.MaterializeResult(
         value=record,
         metadata={
             "thumbnail": dg.MetadataValue.md(preview),
-            "path": dg.MetadataValue.path(media_store.url_for(video_key)),
+            "preview": dg.MetadataValue.url(preview_url(project.key)),
+            "video_url": dg.MetadataValue.url(media_store.url_for(video_key)),
             "duration_s": round(facts.duration, 2),
             "size_mb": round(facts.size_bytes / 1e6, 2),
             "resolution": f"{facts.width}x{facts.height}",
-            "loudness_lufs": record.loudness_lufs if record.loudness_lufs is not None else "n/a",
-            "quality_scan_s": facts.scan.seconds if facts.scan else "n/a",
+            "fps": facts.fps,
+            "loudness_lufs": _number(record.loudness_lufs),
+            "true_peak_dbtp": _number(record.true_peak_dbtp),
+            "reused": made.reused,
+            "rendered_at": made.rendered_at,
             "render_s": record.render_seconds,
-            "realtime_factor": round(facts.duration / max(result.seconds, 1e-6), 2),
+            "realtime_factor": round(facts.duration / max(made.render_seconds, 1e-6), 2),
+            "quality_scan_s": facts.scan.seconds if facts.scan else "n/a",
+            "encoder": made.encoder,
             "voice_cues": len(timeline.voice),
-            "subtitle_cues": len(cues),
-            "subtitles": dg.MetadataValue.path(media_store.url_for(srt_key)) if srt_key else "none",
+            "subtitle_cues": made.subtitle_cues,
+            "subtitles": dg.MetadataValue.url(media_store.url_for(srt_key)) if srt_key else "none",
+            **metadata,
         },
         check_results=checks,
     )
+
+
+# --- reuse of an unchanged render -----------------------------------------------------------
+
+RECORD_NAME = "video.reuse.json"
+# The code a render depends on beyond its inputs: the render engine (all of it: the filter
+# graph, encoder settings, loudness, subtitles) and this module (the subtitle cues).
+RENDER_CODE = ("shorts_pipeline.render", "shorts_pipeline.assets.video")
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A rendered video's facts (the quality scan included) and how it was made."""
+
+    facts: VideoFacts
+    render_seconds: float
+    encoder: str
+    rendered_at: str
+    sha256: str
+    subtitles_key: str | None = None
+    subtitle_cues: int = 0
+    subtitle_layout: tuple[Box, ...] = ()  # each burned-in subtitle line's box
+    reused: bool = False
+
+    def record(self, fingerprint: str) -> dict[str, Any]:
+        return {
+            "fingerprint": fingerprint,
+            "sha256": self.sha256,
+            "size_bytes": self.facts.size_bytes,
+            "facts": facts_to_json(self.facts),
+            "render_seconds": self.render_seconds,
+            "encoder": self.encoder,
+            "rendered_at": self.rendered_at,
+            "subtitles_key": self.subtitles_key,
+            "subtitle_cues": self.subtitle_cues,
+            "subtitle_layout": [list(box) for box in self.subtitle_layout],
+        }
+
+
+def render_fingerprint(
+    timeline: Timeline, thumbnail_at: float, narration: Narration, settings: ProjectSettings
+) -> str:
+    """Everything the rendered file depends on: the timeline (every clip, still, overlay,
+    voice file and music bed by content; cuts, fits, transitions, levels, encoder settings),
+    what the subtitles are made from (each scene's words and their timings, the subtitle
+    settings), where the thumbnail is taken, the code (the render engine, this module),
+    ffmpeg and the fonts."""
+    return reuse.fingerprint(
+        "video",
+        timeline,
+        round(thumbnail_at, 3),
+        [(s.index, s.media_key, s.text, s.duration, s.words) for s in narration.scenes],
+        settings.subtitles,
+        reuse.code_version(*RENDER_CODE),
+        reuse.tools_identity(),
+        reuse.fonts_identity(),
+    )
+
+
+def _reusable(
+    media_store: MediaStoreResource,
+    record_key: str,
+    fingerprint: str,
+    video_key: str,
+    thumb_key: str,
+) -> _Made | None:
+    """The earlier render, when its record has this fingerprint and its files are still the
+    ones recorded (size, and the content's digest on a local store); else None."""
+    record = reuse.load_record(media_store, record_key)
+    if record is None or record.get("fingerprint") != fingerprint:
+        return None
+    try:
+        srt_key = record["subtitles_key"]
+        if not reuse.all_stored(media_store, [video_key, thumb_key, srt_key]):
+            return None
+        if media_store.size(video_key) != record["size_bytes"]:
+            return None
+        local = media_store.local_path(video_key) if media_store.is_local else None
+        if local is not None and reuse.file_digest(local) != record["sha256"]:
+            return None
+        return _Made(
+            facts=facts_from_json(record["facts"]),
+            render_seconds=float(record["render_seconds"]),
+            encoder=str(record["encoder"]),
+            rendered_at=str(record["rendered_at"]),
+            sha256=str(record["sha256"]),
+            subtitles_key=srt_key,
+            subtitle_cues=int(record["subtitle_cues"]),
+            subtitle_layout=tuple(
+                (int(x), int(y), int(w), int(h)) for x, y, w, h in record["subtitle_layout"]
+            ),
+            reused=True,
+        )
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+
+
+def _render(
+    context: dg.AssetExecutionContext,
+    project: ProjectSpec,
+    timeline: Timeline,
+    thumb_at: float,
+    scratch: Path,
+    media_store: MediaStoreResource,
+    video_key: str,
+    thumb_key: str,
+) -> _Made:
+    """Render, scan and store the video and its thumbnail."""
+    out, thumb = scratch / "video.mp4", scratch / "thumbnail.jpg"
+    try:
+        result = render_timeline(
+            timeline,
+            out,
+            thumbnail_path=thumb,
+            thumbnail_at=thumb_at,
+            progress=_ProgressLog(context),
+        )
+    except MediaError as err:
+        raise dg.Failure(description=f"render of {project.key} failed: {err}") from err
+    for note in result.notes:
+        context.log.warning(note)
+    # One more decode of the finished file: loudness, black, frozen and silent stretches.
+    facts = inspect_video(out, scan=True)
+    digest = reuse.content_digest(out)
+    media_store.put(out, video_key)
+    media_store.put(thumb, thumb_key)
+    if media_store.is_local:
+        reuse.remember_digest(media_store.local_path(video_key), digest)
+    return _Made(
+        facts=facts,
+        render_seconds=result.seconds,
+        encoder=result.encoder,
+        rendered_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        sha256=digest,
+    )
+
+
+def _number(value: float | None) -> float | str:
+    return value if value is not None else "n/a"
 
 
 def _ranking(
@@ -332,7 +505,7 @@ def _ranking(
             RankedClip(
                 # selections decoded each clip's end already; a header read is enough here
                 clip.rank,
-                probe_clip(local, check_tail=False),
+                reuse.probe_cached(local),
                 clip.trim_start,
                 clip.trim_seconds,
                 badge,
@@ -405,7 +578,7 @@ def _explainer(
         seconds = spoken.duration if spoken is not None else 0.0
         if visual.kind == "broll":
             clip = clips[visual.media_key]
-            info = probe_clip(media_store.local_path(clip.media_key), check_tail=False)
+            info = reuse.probe_cached(media_store.local_path(clip.media_key))
             scenes.append(
                 ExplainerScene(
                     voice, seconds, clip=info, clip_start=visual.clip_start, min_seconds=least
@@ -460,7 +633,7 @@ def _extend(
         match = ColourMatch(gain=seg.colour_gain, offset=seg.colour_offset)
         parts.append(
             ExtendPart(
-                probe_clip(media_store.local_path(seg.media_key), check_tail=False),
+                reuse.probe_cached(media_store.local_path(seg.media_key)),
                 seg.start,
                 seg.end,
                 colour="" if match.identity else match.ffmpeg_filter(),

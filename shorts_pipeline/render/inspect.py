@@ -14,11 +14,13 @@ area can be checked against what is burned in.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from shorts_pipeline.render.ffmpeg_run import run_ffmpeg
 from shorts_pipeline.render.loudness import (
@@ -130,6 +132,27 @@ def inspect_video(path: str | Path, measure_audio: bool = True, scan: bool = Fal
         audio_seconds=_seconds(audio.get("duration")) if audio else None,
         scan=content,
     )
+
+
+def facts_to_json(facts: VideoFacts) -> dict[str, Any]:
+    """`facts` as plain data (JSON), to keep the result of a scan beside the file it judged."""
+    return dataclasses.asdict(facts)
+
+
+def facts_from_json(data: dict[str, Any]) -> VideoFacts:
+    """The `VideoFacts` that `facts_to_json` made; raises KeyError/TypeError if it is not one."""
+    values = dict(data)
+    if values.get("loudness") is not None:
+        values["loudness"] = Loudness(**values["loudness"])
+    if values.get("scan") is not None:
+        scan = values["scan"]
+        values["scan"] = ContentScan(
+            black=tuple(Stretch(**s) for s in scan["black"]),
+            frozen=tuple(Stretch(**s) for s in scan["frozen"]),
+            silent=tuple(Stretch(**s) for s in scan["silent"]),
+            seconds=scan["seconds"],
+        )
+    return VideoFacts(**values)
 
 
 def _scan(

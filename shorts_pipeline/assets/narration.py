@@ -175,7 +175,7 @@ def narration(
             "scenes": dg.MetadataValue.md(table),
             "cache_hits": sum(s.cached for s in scenes),
             "word_timings": sum(len(s.words) for s in scenes),
-            "track": dg.MetadataValue.path(media_store.url_for(track_key)),
+            "track": dg.MetadataValue.url(media_store.url_for(track_key)),
         },
         check_results=[
             narration_fit_check(

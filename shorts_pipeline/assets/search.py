@@ -7,6 +7,7 @@ from shorts_pipeline.assets.common import (
     OWNERS,
     clip_source_for,
     markdown_table,
+    metadata_table,
     project_of,
     search_clips,
 )
@@ -15,6 +16,7 @@ from shorts_pipeline.partitions import project_partitions
 from shorts_pipeline.resources.catalog import CatalogResource
 from shorts_pipeline.resources.clip_sources import ClipSourceError, LocalLibrarySource
 from shorts_pipeline.resources.ytdlp_source import YtDlpSource
+from shorts_pipeline.scoring import rank_candidates
 
 COLUMNS = list(ClipCandidate.model_fields)
 SEARCH_LIMIT = 50
@@ -56,32 +58,56 @@ def search_results(
     for item, reason in outcome.skipped:
         context.log.warning(f"skipped {item}: {reason}")
     frame = pd.DataFrame([c.model_dump() for c in outcome.candidates], columns=COLUMNS)
-    preview = markdown_table(
-        ["id", "title", "duration", "size", "views", "likes"],
-        (
-            [
-                c.id,
-                c.title,
-                f"{c.duration:.1f} s" if c.duration else "?",
-                f"{c.width}x{c.height}" if c.width and c.height else "?",
-                c.views if c.views is not None else "–",
-                c.likes if c.likes is not None else "–",
-            ]
-            for c in outcome.candidates[:20]
-        ),
-    )
+    # The score automatic ranking would give each one (explainers pick b-roll by words).
+    scored = rank_candidates(outcome.candidates, min_seconds=project.settings.clip_min_seconds)
+    scores = {s.candidate.id: s for s in scored}
     return dg.MaterializeResult(
         value=frame,
         metadata={
             "count": len(frame),
             "terms": ", ".join(project.search_terms),
             "source": source.name,
+            "candidates": metadata_table(
+                CANDIDATE_COLUMNS,
+                (
+                    {
+                        "id": c.id,
+                        "title": c.title,
+                        "source": c.source,
+                        "duration_s": round(c.duration, 2) if c.duration else None,
+                        "size": f"{c.width}x{c.height}" if c.width and c.height else None,
+                        "views": c.views,
+                        "likes": c.likes,
+                        "published": c.published.date().isoformat() if c.published else None,
+                        "score": scores[c.id].score,
+                        "duplicate_of": scores[c.id].duplicate_of,
+                        "url": c.url,
+                        "thumbnail": c.thumbnail,
+                    }
+                    for c in outcome.candidates
+                ),
+            ),
             "skipped": dg.MetadataValue.md(
                 markdown_table(["file", "reason"], outcome.skipped) if outcome.skipped else "none"
             ),
-            "preview": dg.MetadataValue.md(preview),
         },
     )
+
+
+CANDIDATE_COLUMNS = [
+    ("id", "string", "the clip's id at its source"),
+    ("title", "string", None),
+    ("source", "string", "library, or ytdlp:<site>"),
+    ("duration_s", "float", None),
+    ("size", "string", "width x height as shown"),
+    ("views", "int", None),
+    ("likes", "int", None),
+    ("published", "string", "date"),
+    ("score", "float", "automatic ranking score (views, likes, recency, duration fit)"),
+    ("duplicate_of", "string", "a near-duplicate of this clip, which ranks higher"),
+    ("url", "string", "where the clip is"),
+    ("thumbnail", "string", "thumbnail URL, when the source has one"),
+]
 
 
 def _empty(reason: str) -> dg.MaterializeResult[pd.DataFrame]:

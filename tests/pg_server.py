@@ -85,9 +85,9 @@ def postgres_server(root: Path) -> Iterator[PostgresServer]:
     )
     log = root / "postgres.log"
     started = time.monotonic()
+    start = ["-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]
     subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w"]
-        + ["-t", "60", "start"],
+        [*as_user, str(bindir / "pg_ctl"), *start],
         **run,  # type: ignore[call-overload]
     )
     try:

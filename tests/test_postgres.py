@@ -150,9 +150,8 @@ def test_projects_render_concurrently_on_a_postgres_instance_and_catalog(
         starts = sorted(s.start_time for s in stats.values() if s.start_time)
         ends = sorted(s.end_time for s in stats.values() if s.end_time)
         assert len(starts) == 3 and starts[1] < ends[0]
-        assert {p: instance.event_log_storage.get_concurrency_info(p).slot_count for p in POOLS} == (
-            POOLS
-        )
+        storage = instance.event_log_storage
+        assert {p: storage.get_concurrency_info(p).slot_count for p in POOLS} == POOLS
         for key in keys:
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey("video"), asset_partitions=[key]),

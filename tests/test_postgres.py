@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,46 +19,19 @@ from shorts_pipeline.models import ProjectStatus
 from shorts_pipeline.render.inspect import inspect_video
 from shorts_pipeline.resources.catalog import CatalogResource
 from tests.helpers import fast_settings
-from tests.pg_server import PostgresServer, postgres_server
+from tests.pg_server import postgres_server
 
 pytestmark = pytest.mark.slow
 
 SHORTS = [sys.executable, "-m", "shorts_pipeline.cli"]
 POOLS = {"ffmpeg": 2, "network": 4}
+DEPLOY_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory):
     with postgres_server(tmp_path_factory.mktemp("postgres")) as server:
         yield server
-
-
-def instance_yaml(pg: PostgresServer, database: str) -> str:
-    """What deploy/dagster.yaml configures, pointed at the test server."""
-    return f"""\
-telemetry:
-  enabled: false
-storage:
-  postgres:
-    postgres_db:
-      username: {pg.user}
-      password: ""
-      hostname: {pg.host}
-      port: {pg.port}
-      db_name: {database}
-      # SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3; dagster-postgres brings psycopg2.
-      scheme: postgresql+psycopg2
-concurrency:
-  runs:
-    max_concurrent_runs: 3
-    tag_concurrency_limits:
-      - key: dagster/partition
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-  pools:
-    default_limit: 2
-"""
 
 
 def test_the_catalog_keeps_every_write_of_concurrent_writers_on_postgres(pg, shorts_home):
@@ -91,13 +65,22 @@ def test_the_catalog_keeps_every_write_of_concurrent_writers_on_postgres(pg, sho
 
 
 def test_projects_render_concurrently_on_a_postgres_instance_and_catalog(
-    pg, shorts_home: Path, clip_library: Path, tmp_path: Path
+    pg, shorts_home: Path, clip_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     pg.create_database("dagster")
     pg.create_database("shorts")
+    # The production instance config of deploy/, as documented, with its variables set.
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(instance_yaml(pg, "dagster"))
+    shutil.copy(DEPLOY_INSTANCE, dagster_home / "dagster.yaml")
+    for name, value in {
+        "DAGSTER_PG_HOST": pg.host,
+        "DAGSTER_PG_PORT": str(pg.port),
+        "DAGSTER_PG_USER": pg.user,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": "dagster",
+    }.items():
+        monkeypatch.setenv(name, value)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),

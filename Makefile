@@ -27,16 +27,13 @@ test:
 lint: bootstrap
 	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy
 
+# The one benchmark command: every ratio of issue 8 in one table, and JSON (bench/README.md).
 bench: bootstrap
-	$(UV) run --group bench python bench/ranking_render.py
-	$(UV) run --group bench python bench/explainer_render.py
-	$(UV) run python bench/extend_seams.py
+	$(UV) run --group bench python bench/run.py --json bench/results/bench.json
 
-# Tiny inputs, every variant once, no times asserted: keeps the benchmark from rotting.
+# Tiny inputs, every section once, no times asserted: keeps the benchmark from rotting.
 bench-smoke: bootstrap
-	$(UV) run --group bench python bench/ranking_render.py --smoke
-	$(UV) run --group bench python bench/explainer_render.py --smoke
-	$(UV) run python bench/extend_seams.py --smoke
+	$(UV) run --group bench python bench/run.py --smoke
 
 ui: bootstrap
 	mkdir -p $${DAGSTER_HOME:-$$PWD/.shorts/dagster}

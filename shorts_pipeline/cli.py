@@ -1,8 +1,23 @@
 """The `shorts` command: register projects, render them, see where they stand.
 
 Every command works on the same state as `dagster dev` (SHORTS_HOME): runs started here show
-in the Dagster UI, and projects added here are partitions there. Exit codes: 0 done, 1 the
-work failed (a render, a check), 2 the command was wrong (unknown key, bad option).
+in the Dagster UI, and projects added here are partitions there.
+
+Output: results on stdout (a key, a video path, a table), everything else on stderr. With
+`--json`, stdout holds one JSON document and nothing else; its keys are listed in each
+command's help and only ever grow. Progress bars (per stage, with ffmpeg's own progress
+inside the render) are drawn on stderr only when it is an interactive terminal: in a pipe, a
+CI log or with TERM=dumb they are left out, so no control codes reach a log.
+
+Exit codes (EXIT_CODES below, and the end of `shorts --help`):
+  0    done (also when there is nothing to do: nothing due, nothing to resume)
+  1    the work failed: a stage or a blocking check, a publication, a required `doctor`
+       check, or SHORTS_HOME cannot be used
+  2    the command was wrong: a bad option, an unknown or unsafe key, a title that exists,
+       nothing to review, a port that is taken
+  3    busy: another run of the project is going on; try again when it has finished
+  130  interrupted: Ctrl-C, SIGTERM or Terminate in the Dagster UI; nothing half-written is
+       kept, and `shorts run KEY --resume` continues
 """
 
 from __future__ import annotations
@@ -16,21 +31,25 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from shorts_pipeline.home import dagster_home, library_dir, shorts_home
 from shorts_pipeline.models import ProjectFormat, ProjectSettings, ProjectSpec
 
-console = Console(stderr=True)
+# Messages on stderr are never wrapped: a log line stays one line (and greppable).
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 STAGES = [
@@ -94,47 +113,140 @@ DEMO_PROJECTS = [
 ]
 
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 3
+EXIT_INTERRUPTED = 130
+EXIT_CODES = {
+    EXIT_OK: "done (also when there was nothing to do)",
+    EXIT_FAILED: "failed: a stage, a check, a publication, doctor, SHORTS_HOME",
+    EXIT_USAGE: "wrong command: bad option, unknown key, existing title, port taken",
+    EXIT_BUSY: "busy: another run of the project is going on; try again later",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, UI Terminate); nothing half-written kept",
+}
+# How a run ended (the `outcome` of its JSON) -> the exit code it gives. When one command
+# runs several projects (`demo`), the first of these that occurred is its exit code.
+OUTCOME_EXIT = {
+    "interrupted": EXIT_INTERRUPTED,
+    "cancelled": EXIT_INTERRUPTED,
+    "failed": EXIT_FAILED,
+    "busy": EXIT_BUSY,
+    "done": EXIT_OK,
+}
+
+
 class CommandError(click.ClickException):
-    exit_code = 2
+    """The command was wrong (exit 2): the message says what to change."""
+
+    exit_code = EXIT_USAGE
 
 
-@click.group()
+class HomeError(click.ClickException):
+    """SHORTS_HOME (or DAGSTER_HOME) cannot be used: nothing can run (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+class ShortsGroup(click.Group):
+    """The command group: a Ctrl-C anywhere exits 130 (click's default is 1, 'Aborted!')."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/]")
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+def _epilog() -> str:
+    lines = [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()]
+    return (
+        "\b\nExit codes:\n"
+        + "\n".join(lines)
+        + (
+            "\n\n\bWith --json, stdout is one JSON document (keys in each command's help).\n"
+            "Progress bars go to stderr, only on an interactive terminal."
+        )
+    )
+
+
+@click.group(cls=ShortsGroup, epilog=_epilog())
 @click.version_option(package_name="shorts-pipeline")
 def main() -> None:
     """shorts — an automated short-video factory on Dagster."""
     from shorts_pipeline.locks import working
 
-    _prepare_dagster_home()
-    # A live worker while the command runs: its temp files are never taken for a crashed
-    # run's leftovers by the sweep another run does when it starts.
-    click.get_current_context().with_resource(working())
+    ctx = click.get_current_context()
+    try:
+        _prepare_dagster_home()
+        # A live worker while the command runs: its temp files are never taken for a crashed
+        # run's leftovers by the sweep another run does when it starts.
+        ctx.with_resource(working())
+    except OSError as err:
+        if ctx.invoked_subcommand == "doctor":
+            return  # doctor reports it, with the fix
+        raise HomeError(
+            f"cannot use SHORTS_HOME ({os.environ.get('SHORTS_HOME') or '.shorts'}): {err}; "
+            "set SHORTS_HOME to a writable folder (`shorts doctor` checks the rest)"
+        ) from err
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def _exit_code(results: list[dict[str, Any]]) -> int:
+    """The exit code of runs that ended with these outcomes (OUTCOME_EXIT, worst first)."""
+    outcomes = {r.get("outcome", "done" if r.get("success") else "failed") for r in results}
+    return next((OUTCOME_EXIT[o] for o in OUTCOME_EXIT if o in outcomes), EXIT_OK)
+
+
+def _print_json(payload: Any) -> None:
+    """The one JSON document of a `--json` command, alone on stdout."""
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+
+
+# The `--json` of every command that runs the production job (run, demo, script --edit).
+RUN_JSON_HELP = """\b
+--json: one object:
+  key, run_id, success (true|false),
+  outcome (done|failed|busy|interrupted|cancelled), seconds,
+  error (unless done); when done also video_path, url,
+  duration, loudness_lufs, render_seconds"""
+
+
+RUN_HELP = f"""Materialise the whole graph for one project; prints the video's path. On a
+terminal, a progress bar per stage, with ffmpeg's progress inside the render.
+
+{RUN_JSON_HELP}"""
+DEMO_HELP = f"""Offline end to end: build the demo library, then make one video per demo
+project (a ranking, a Korean explainer, an extend storyboard); prints the videos' paths.
+
+{RUN_JSON_HELP.replace("one object", "a list, one object per project")}"""
+
+
+@main.command(help=DEMO_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def demo(as_json: bool) -> None:
-    """Offline end to end: build the demo library, then make one video per demo project."""
     from shorts_pipeline.render.synth import make_demo_library
 
     library = library_dir()
     console.print(f"[bold]SHORTS_HOME[/] {shorts_home()}")
-    with _bar("demo library") as (progress, task):
+    with _bar("library") as (progress, task):
         make_demo_library(library, progress=lambda f: progress.update(task, completed=f * 100))
+        progress.update(task, mark=_MARKS["done"])
     catalog = _catalog()
     results = []
     for project in DEMO_PROJECTS:
         spec = _existing_or_new(catalog, project)
-        console.print(f"[bold]project[/] {spec.key} — {escape(spec.title)}")
-        results.append(_run_project(spec.key))
-    failed = [r for r in results if not r["success"]]
+        console.print(f"[bold]project[/] {spec.key} — {escape(spec.title)}", soft_wrap=True)
+        results.append(_run_project(spec.key, header=False))
+        if results[-1]["outcome"] in ("interrupted", "cancelled"):
+            break  # the user asked to stop: not the next project either
     if as_json:
-        out.print_json(json.dumps(results))
+        _print_json(results)
     else:
         for r in results:
             if r["success"]:
                 click.echo(r["video_path"])  # plain: scripts read it
-    if failed:
-        sys.exit(1)
+    sys.exit(_exit_code(results))
 
 
 @main.command()
@@ -220,7 +332,7 @@ def demo(as_json: bool) -> None:
     "--segment-seconds", type=click.FloatRange(2, 12), help="Extend: seconds per segment."
 )
 @click.option("--aspect", type=click.Choice(["9:16", "16:9", "1:1"]), help="Extend: aspect.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the project as JSON.")
 def add(
     title: str,
     fmt: str,
@@ -250,7 +362,13 @@ def add(
     aspect: str | None,
     as_json: bool,
 ) -> None:
-    """Register a project; prints its key."""
+    """Register a project; prints its key.
+
+    \b
+    --json: the project as stored: key, title, format, keywords,
+      settings, publish_at, review, status, selected_clip_ids,
+      source_text, created_at
+    """
     from shorts_pipeline.resources.catalog import ProjectExistsError
 
     text = source_text.read() if source_text is not None else None
@@ -313,12 +431,12 @@ def add(
         raise CommandError(str(err)) from err
     _instance().add_dynamic_partitions("project", [spec.key])
     if as_json:
-        out.print_json(spec.model_dump_json())
+        _print_json(spec.model_dump(mode="json"))
     else:
         click.echo(spec.key)
 
 
-@main.command()
+@main.command(help=RUN_HELP)
 @click.argument("key")
 @click.option(
     "--resume",
@@ -326,59 +444,42 @@ def add(
     help="Only the stages the last run did not finish (it failed, was cancelled or killed); "
     "everything before them is reused.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run(key: str, resume: bool, as_json: bool) -> None:
-    """Materialise the whole graph for one project, with a progress bar."""
     _project(key)
     result = _run_project(key, resume=resume)
     if as_json:
-        out.print_json(json.dumps(result))
+        _print_json(result)
     elif result["success"]:
         click.echo(result["video_path"])
-    if not result["success"]:
-        sys.exit(1)
+    sys.exit(_exit_code([result]))
 
 
 @main.command()
 @click.argument("key", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the projects as JSON.")
 def status(key: str | None, as_json: bool) -> None:
-    """A table of projects and the state of each stage (or one project in detail)."""
+    """A table of the projects: format, status, review (for projects added with --review),
+    one mark per stage in graph order (✓ made, ✗ failed in the last run, ▸ running now, – not
+    made yet), the video's length and when the project last changed. With a key, that
+    project, its last error and its candidate clips (the ids `shorts select` takes).
+
+    \b
+    --json: a list, one object per project:
+      key, title, format, status, review (pending|approved|rejected,
+      null without --review), stages ({stage: when it was made, or null}),
+      stage_states ({stage: done|failed|running|pending}),
+      duration (the video's seconds, or null), updated, error,
+      publish_at, published ([{publisher, state, url}])
+    """
     catalog = _catalog()
     projects = [_project(key)] if key else catalog.list_projects()
     instance = _instance()
-    rows = [(p, _stage_states(instance, p.key)) for p in projects]
+    rows = [_status_row(catalog, instance, p) for p in projects]
     if as_json:
-        payload = [
-            {
-                "key": p.key,
-                "title": p.title,
-                "format": p.format.value,
-                "status": p.status.value,
-                "stages": states,
-                "error": catalog.last_error(p.key),
-                "publish_at": p.publish_at.isoformat() if p.publish_at else None,
-                "review": catalog.review(p.key).state if p.review else None,
-                "published": [
-                    {"publisher": r.publisher, "state": r.state, "url": r.url}
-                    for r in catalog.publications(p.key)
-                ],
-            }
-            for p, states in rows
-        ]
-        out.print_json(json.dumps(payload, default=str))
+        _print_json(rows)
         return
-    table = Table(title=f"projects in {shorts_home()}")
-    table.add_column("key", no_wrap=True)
-    table.add_column("title", max_width=28, overflow="ellipsis", no_wrap=True)
-    table.add_column("format")
-    table.add_column("status")
-    for stage in STAGES:
-        table.add_column(STAGE_LABELS[stage], justify="center")
-    for p, states in rows:
-        marks = (_mark(states[s]) for s in STAGES)
-        table.add_row(p.key, escape(p.title), p.format.value, p.status.value, *marks)
-    out.print(table)
+    out.print(_status_table(rows))
     if key:
         error = catalog.last_error(key)
         if error:
@@ -390,12 +491,20 @@ def status(key: str | None, as_json: bool) -> None:
 @click.argument("key")
 @click.argument("clip_ids", nargs=-1)
 @click.option("--auto", is_flag=True, help="Return to automatic ranking.")
-def select(key: str, clip_ids: tuple[str, ...], auto: bool) -> None:
-    """Fix the clips and their ranking: the first id is #1. `--auto` undoes it."""
+@click.option("--json", "as_json", is_flag=True, help="Print the choice as JSON.")
+def select(key: str, clip_ids: tuple[str, ...], auto: bool, as_json: bool) -> None:
+    """Fix the clips and their ranking: the first id is #1. `--auto` undoes it.
+
+    \b
+    --json: key, clip_ids (the fixed order, #1 first; null: automatic)
+    """
     spec = _project(key)
     if auto:
         _catalog().set_selection(spec.key, None)
-        out.print(f"{key}: automatic ranking")
+        if as_json:
+            _print_json({"key": spec.key, "clip_ids": None})
+        else:
+            out.print(f"{key}: automatic ranking")
         return
     if not clip_ids:
         raise CommandError("give the clip ids in ranking order (#1 first), or --auto")
@@ -410,7 +519,10 @@ def select(key: str, clip_ids: tuple[str, ...], auto: bool) -> None:
                 f"(`shorts status {key}` lists them)"
             )
     _catalog().set_selection(spec.key, list(clip_ids))
-    out.print(f"{key}: {len(clip_ids)} clips fixed; `shorts run {key}` renders them")
+    if as_json:
+        _print_json({"key": spec.key, "clip_ids": list(clip_ids)})
+    else:
+        out.print(f"{key}: {len(clip_ids)} clips fixed; `shorts run {key}` renders them")
 
 
 @main.command()
@@ -423,10 +535,23 @@ def select(key: str, clip_ids: tuple[str, ...], auto: bool) -> None:
 )
 @click.option("--reset", is_flag=True, help="Forget the edit: the writer writes it again.")
 @click.option("--no-run", is_flag=True, help="Store the edit without re-rendering.")
-@click.option("--json", "as_json", is_flag=True, help="Print the script as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the script as JSON (with --edit/--reset: the result, as JSON).",
+)
 def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -> None:
     """Show the project's script, or replace it (`--edit FILE`): the narration, slides, video
-    and upload of that project are then made again from the new script."""
+    and upload of that project are then made again from the new script.
+
+    \b
+    --json: the script itself (VideoScript: title, language, chapters
+      with their scenes, ...), the file --edit takes. With --edit or
+      --reset: key, script (edited|reset), scenes (count, or null),
+      run (the run's object as `shorts run --json` prints it, or null
+      with --no-run)
+    """
     from pydantic import ValidationError
 
     from shorts_pipeline.models import VideoScript
@@ -452,16 +577,22 @@ def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -
             catalog.set_script_override(
                 spec.key, edited.model_copy(update={"writer": "edited"}), handled=not no_run
             )
+            change: dict[str, Any] = {
+                "key": spec.key,
+                "script": "edited",
+                "scenes": len(edited.scenes()),
+            }
             console.print(f"{key}: script replaced ({len(edited.scenes())} scenes)")
         else:
             catalog.set_script_override(spec.key, None, handled=not no_run)
+            change = {"key": spec.key, "script": "reset", "scenes": None}
             console.print(f"{key}: the edit is forgotten; the writer writes the script again")
-        if no_run:
-            return
-        result = _run_project(key, selection=STAGES[STAGES.index("script") :])
-        if result["success"]:
+        result = None if no_run else _run_project(key, selection=STAGES[STAGES.index("script") :])
+        if as_json:
+            _print_json({**change, "run": result})
+        elif result is not None and result["success"]:
             click.echo(result["video_path"])
-        sys.exit(0 if result["success"] else 1)
+        sys.exit(_exit_code([result] if result else []))
     current = catalog.script_override(spec.key) or _load_asset("script", key)
     if current is None:
         raise CommandError(f"{key} has no script yet: `shorts run {key}` writes one")
@@ -471,28 +602,47 @@ def script(key: str, edit_file: Any, reset: bool, no_run: bool, as_json: bool) -
         click.echo(current.to_markdown())
 
 
-@main.command()
+REVIEW_JSON_HELP = """\b
+--json: key, state (approved|rejected), by, at (ISO time), reason"""
+
+
+@main.command(
+    help=f"""Approve a rendered video for publishing (projects added with --review).
+
+{REVIEW_JSON_HELP}"""
+)
 @click.argument("key")
 @click.option("--by", help="Who approves (default: $USER).")
-def approve(key: str, by: str | None) -> None:
-    """Approve a rendered video for publishing (projects added with --review)."""
-    _review(key, "approved", by, None)
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def approve(key: str, by: str | None, as_json: bool) -> None:
+    _review(key, "approved", by, None, as_json)
 
 
-@main.command()
+@main.command(
+    help=f"""Reject a rendered video: it is not published; `shorts run KEY` renders it again
+for another review.
+
+{REVIEW_JSON_HELP}"""
+)
 @click.argument("key")
 @click.option("--reason", required=True, help="Why: kept with the decision.")
 @click.option("--by", help="Who rejects (default: $USER).")
-def reject(key: str, reason: str, by: str | None) -> None:
-    """Reject a rendered video: it is not published; `shorts run KEY` renders it again for
-    another review."""
-    _review(key, "rejected", by, reason)
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def reject(key: str, reason: str, by: str | None, as_json: bool) -> None:
+    _review(key, "rejected", by, reason, as_json)
 
 
 @main.command("publish-due")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def publish_due(as_json: bool) -> None:
-    """Publish every video that is due now, once — what the publish schedule does each minute."""
+    """Publish every video that is due now, once — what the publish schedule does each
+    minute; prints their URLs.
+
+    \b
+    --json: a list (empty when nothing is due), one object per project:
+      key, success, and url, platform, video_id when published,
+      error when not
+    """
     from shorts_pipeline.assets.publication import due_projects
 
     due = due_projects(_catalog(), datetime.now(UTC))
@@ -500,7 +650,7 @@ def publish_due(as_json: bool) -> None:
     for project, _attempts in due:
         results.append(_publish_project(project.key))
     if as_json:
-        out.print_json(json.dumps(results))
+        _print_json(results)
     else:
         if not results:
             console.print("nothing is due")
@@ -508,34 +658,72 @@ def publish_due(as_json: bool) -> None:
             if r["success"]:
                 click.echo(r["url"])
     if any(not r["success"] for r in results):
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
+
+
+_PROBLEM = {True: ("FAIL", "red"), False: ("warn", "yellow")}  # by `required`
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def doctor(as_json: bool) -> None:
-    """Check ffmpeg, fonts, speech, storage and the catalog; say how to fix each problem.
-    Also removes the temp files that interrupted runs left behind."""
+    """Check ffmpeg, fonts, speech, credentials, storage, the catalog and the Dagster
+    instance; for each problem, say how to fix it. Exit 1 when a required check fails
+    (warnings are for optional parts: emoji, LLM and fal.ai keys, the network). Also removes
+    the temp files that interrupted runs left behind.
+
+    \b
+    --json: a list, one object per check:
+      name, ok (true|false), required (true|false), detail,
+      fix (what to do, when not ok)
+    """
     from shorts_pipeline.doctor import run_checks
 
-    swept = _sweep_leftovers()
+    try:
+        swept = _sweep_leftovers()
+    except OSError:  # SHORTS_HOME unusable: the checks say so, with the fix
+        swept = 0
     if swept and not as_json:
         console.print(f"removed {swept} temp files left by interrupted runs")
     checks = run_checks()
+    failed = [c for c in checks if c.required and not c.ok]
     if as_json:
-        out.print_json(json.dumps([c.__dict__ for c in checks]))
+        _print_json([c.to_json() for c in checks])
     else:
         for c in checks:
-            mark = (
-                "[green]ok[/]"
-                if c.ok
-                else ("[yellow]warn[/]" if not c.required else "[red]FAIL[/]")
+            word, style = (
+                ("ok", "green") if c.ok else ("FAIL", "red") if c.required else ("warn", "yellow")
             )
-            out.print(f"{mark:>18}  {c.name}: {c.detail}")
+            out.print(
+                f"[{style}]{word:>6}[/]  {escape(c.name)}: {escape(c.detail)}", soft_wrap=True
+            )
             if not c.ok and c.fix:
-                out.print(f"        fix: {c.fix}")
-    if any(c.required and not c.ok for c in checks):
-        sys.exit(1)
+                out.print(f"        fix: {escape(c.fix)}", soft_wrap=True)
+        warned = sum(1 for c in checks if not c.ok and not c.required)
+        if failed:
+            names = ", ".join(c.name for c in failed)
+            out.print(
+                f"[red]not ready:[/] {escape(names)} failed; {warned} warnings", soft_wrap=True
+            )
+        else:
+            out.print(f"[green]ready[/]; {warned} warnings (optional parts)")
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="0: any free."
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
+def serve(host: str, port: int, open_browser: bool) -> None:
+    """The preview page: every project with its thumbnail, status, player, script and checks,
+    and Approve/Reject buttons. Prints its URL; Ctrl-C stops it. Only this machine can reach
+    it unless --host says otherwise (there is no login). Exit 2 when the port is taken."""
+    from shorts_pipeline.serve import run_server
+
+    run_server(host, port, open_browser)
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -646,23 +834,26 @@ def _existing_or_new(catalog: Any, project: DemoProject) -> ProjectSpec:
 
 
 def _run_project(
-    key: str, selection: list[str] | None = None, resume: bool = False
+    key: str, selection: list[str] | None = None, resume: bool = False, header: bool = True
 ) -> dict[str, Any]:
     """Run the production job (or the `selection` of its assets; with `resume`, the stages
-    the last run did not finish) for one partition in this process, showing its progress.
-    Refused when another run of the project is going on."""
+    the last run did not finish) for one partition in this process, showing its progress
+    (under a line naming the project, with `header`). Refused when another run of the
+    project is going on. Returns the run's object of RUN_JSON_HELP."""
     from shorts_pipeline.locks import ProjectBusyError, project_lock
 
     run_id = str(uuid.uuid4())
     try:
         with project_lock(key, run_id):
-            return _run_locked(key, run_id, selection, resume)
+            return _run_locked(key, run_id, selection, resume, header)
     except ProjectBusyError as err:
         console.print(f"[red]busy[/] {escape(str(err))}", soft_wrap=True)
-        return {"key": key, "success": False, "error": str(err)}
+        return {"key": key, "success": False, "outcome": "busy", "error": str(err)}
 
 
-def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool) -> dict[str, Any]:
+def _run_locked(
+    key: str, run_id: str, selection: list[str] | None, resume: bool, header: bool
+) -> dict[str, Any]:
     import dagster as dg
 
     from shorts_pipeline.definitions import defs
@@ -696,7 +887,7 @@ def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool
     # the step (ffmpeg is killed, temp files removed); the bar follows the event log beside
     # it, and turns a Terminate from the Dagster UI into the same interruption. A SIGTERM
     # (`kill`, a service manager) is handled like Ctrl-C, as Dagster's own processes do.
-    with _bar(key) as (progress, task), _sigterm_as_interrupt():
+    with _bar("total", title=key if header else None) as (progress, task), _sigterm_as_interrupt():
         follower = threading.Thread(
             target=_follow_run,
             args=(instance, run_id, done_event, progress, task, selection, cancelled),
@@ -717,10 +908,7 @@ def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             )
         except KeyboardInterrupt:
-            why = "cancelled from the Dagster UI" if cancelled.is_set() else "interrupted"
-            catalog.set_status(key, ProjectStatus.failed, f"{why}; nothing half-written was kept")
-            console.print(f"[red]{why}[/] {key}: nothing half-written was kept", soft_wrap=True)
-            sys.exit(130)
+            result = None
         finally:
             done_event.set()
             follower.join(timeout=5)
@@ -728,9 +916,25 @@ def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool
     payload: dict[str, Any] = {
         "key": key,
         "run_id": run_id,
-        "success": result.success,
+        "success": bool(result and result.success),
+        "outcome": "done" if result and result.success else "failed",
         "seconds": round(elapsed, 1),
     }
+    stopped = None if result is None else _interrupted_stage(result)
+    if result is None or (not result.success and (cancelled.is_set() or stopped)):
+        # Ctrl-C or SIGTERM (Dagster interrupts the step, or it came between steps), or a
+        # Terminate from the UI (passed on as SIGINT, or Dagster stopped the step and ended
+        # the run CANCELED).
+        why = "cancelled from the Dagster UI" if cancelled.is_set() else "interrupted"
+        where = f" during {stopped}" if stopped else ""
+        message = f"{why}{where}; nothing half-written was kept"
+        payload.update(outcome="cancelled" if cancelled.is_set() else "interrupted", error=message)
+        catalog.set_status(key, ProjectStatus.failed, message)
+        console.print(
+            f"[red]{why}[/] {key}{where}; nothing half-written was kept; "
+            f"`shorts run {key} --resume` continues from there"
+        )
+        return payload
     if result.success:
         record = result.output_for_node("video") if _ran(result, "video") else None
         record = record or _load_asset("video", key)
@@ -741,11 +945,6 @@ def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool
             f"[green]done[/] {key}: {record.duration:.1f} s video, rendered in "
             f"{record.render_seconds:.1f} s, whole run {elapsed:.1f} s"
         )
-    elif cancelled.is_set():  # Dagster stopped the step and ended the run CANCELED
-        message = "cancelled from the Dagster UI; nothing half-written was kept"
-        payload["error"] = message
-        catalog.set_status(key, ProjectStatus.failed, message)
-        console.print(f"[red]cancelled from the Dagster UI[/] {key}: nothing half-written was kept")
     else:
         message = _failure_message(result)
         payload["error"] = message
@@ -757,6 +956,16 @@ def _run_locked(key: str, run_id: str, selection: list[str] | None, resume: bool
             soft_wrap=True,
         )
     return payload
+
+
+def _interrupted_stage(result: Any) -> str | None:
+    """The stage a Ctrl-C or SIGTERM stopped (Dagster fails it as interrupted), if any."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            if err is not None and err.cls_name == "DagsterExecutionInterruptedError":
+                return str(event.step_key)
+    return None
 
 
 def _ran(result: Any, node: str) -> bool:
@@ -805,7 +1014,13 @@ def _resume_selection(instance: Any, key: str) -> tuple[Any, list[str] | None]:
 def _nothing_to_resume(key: str, last: Any) -> dict[str, Any]:
     record, upload = _load_asset("video", key), _load_asset("upload", key)
     console.print(f"{key}: the last run ({last.run_id[:8]}) succeeded; nothing to resume")
-    payload: dict[str, Any] = {"key": key, "run_id": last.run_id, "success": True}
+    payload: dict[str, Any] = {
+        "key": key,
+        "run_id": last.run_id,
+        "success": True,
+        "outcome": "done",
+        "seconds": 0.0,
+    }
     if record is not None and upload is not None:
         payload.update(_video_fields(record, upload))
     return payload
@@ -873,50 +1088,31 @@ def _follow_run(
     run_id: str,
     done: threading.Event,
     progress: Progress,
-    task: Any,
+    task: TaskID,
     selection: list[str] | None = None,
     cancelled: threading.Event | None = None,
 ) -> None:
-    """Drive the bar from the run's event log: steps done, and ffmpeg's progress inside.
-    When the run is terminated from the Dagster UI (it is then CANCELING), interrupt the
-    main thread as Ctrl-C would: the UI can only mark an in-process run, not reach it."""
-    from dagster import DagsterEventType, DagsterRunStatus
+    """Drive the bar from the run's event log until `done`: a row per stage, and ffmpeg's
+    progress inside the render (RunProgress). When the run is terminated from the Dagster UI
+    (it is then CANCELING), interrupt the main thread as Ctrl-C would: the UI can only mark
+    an in-process run, not reach it."""
+    from dagster import DagsterRunStatus
 
+    view = RunProgress(progress, task, selection or STAGES)
+    # Without a bar to draw (not a terminal) only the run's status is watched, and less
+    # often: the CPU goes to the render.
+    drawn = not progress.disable
     cursor = None
-    done_steps = 0
-    render_fraction = 0.0
-    stages = selection or STAGES
-    scale = 100 / sum(STAGE_WEIGHTS[s] for s in stages)
-    weights = {s: STAGE_WEIGHTS[s] * scale for s in stages}
-    finished: set[str] = set()
-    current = ""
     while True:
         alive = not done.is_set()
         try:
-            conn = instance.get_records_for_run(run_id, cursor=cursor)
+            conn = instance.get_records_for_run(run_id, cursor=cursor) if drawn else None
         except Exception:  # the run may not be stored yet
             conn = None
         if conn is not None:
             cursor = conn.cursor
             for record in conn.records:
-                entry = record.event_log_entry
-                event = entry.dagster_event
-                if event is None:
-                    message = entry.user_message or ""
-                    if message.startswith("render progress"):
-                        with contextlib.suppress(ValueError):
-                            render_fraction = float(message.split()[-1].rstrip("%")) / 100
-                    continue
-                step = event.step_key or ""
-                if event.event_type == DagsterEventType.STEP_START:
-                    current = step
-                elif event.event_type == DagsterEventType.STEP_SUCCESS:
-                    finished.add(step)
-                    done_steps += 1
-        total = float(sum(weights.get(s, 0) for s in finished))
-        if current == "video" and "video" not in finished:
-            total += weights["video"] * render_fraction
-        progress.update(task, completed=total, description=f"{current or 'starting'}")
+                view.apply(record.event_log_entry)
         if not alive:
             break
         if cancelled is not None and not cancelled.is_set():
@@ -924,8 +1120,138 @@ def _follow_run(
             if run is not None and run.status == DagsterRunStatus.CANCELING:
                 cancelled.set()
                 os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.3)
-    progress.update(task, completed=100 if done_steps == len(weights) else total)
+        done.wait(0.3 if drawn else 1.0)
+    view.finish()
+
+
+# What the assets log that says how far a stage is (see assets/video.py and segments.py).
+_RENDER_LENGTH = re.compile(r"^rendering (\d+(?:\.\d+)?) s\b")
+_RENDER_PROGRESS = re.compile(r"^render progress (\d+(?:\.\d+)?)%")
+_SEGMENT_DONE = re.compile(r"^segment (\d+)/(\d+): (?:stored|reused)")
+_REUSING = re.compile(r": reusing (?:it|them)\b")
+# Dagster's own line for a step whose upstream failed.
+_NOT_RUN = re.compile(r"^Dependencies for step \S+ failed: \[(.*)\]")
+
+_MARKS = {
+    "waiting": "[dim]·[/]",
+    "running": "[yellow]▸[/]",
+    "done": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "skipped": "[dim]–[/]",
+}
+
+
+class RunProgress:
+    """The rows of one run under its `total` row: one per stage (· waiting, ▸ running,
+    ✓ done, ✗ failed, – skipped) with how long it took, and inside the video row the
+    render's own progress as ffmpeg reports it — the share of the video written and its
+    seconds — inside the segments row the segments made.
+
+    Fed with the run's event-log entries: the steps' start, success, failure or skip, and
+    the lines the assets log ("rendering 28.0 s: …", "render progress 40%", "segment 2/6:
+    stored"). The render itself knows nothing of Dagster or of this bar: it calls a progress
+    function, which the video asset writes to the run's log, which the UI shows and this
+    reads."""
+
+    def __init__(self, progress: Progress, total: TaskID, stages: list[str]) -> None:
+        self.progress = progress
+        self.total = total
+        self.stages = [s for s in STAGES if s in stages]
+        scale = 100 / sum(STAGE_WEIGHTS[s] for s in self.stages)
+        self.weights = {s: STAGE_WEIGHTS[s] * scale for s in self.stages}
+        self.state = dict.fromkeys(self.stages, "waiting")
+        self.fraction = dict.fromkeys(self.stages, 0.0)
+        self.render_seconds: float | None = None
+        self.rows = {
+            s: progress.add_task(
+                f"  {STAGE_LABELS[s]}",
+                total=1.0,
+                mark=_MARKS["waiting"],
+                detail="",
+                started=None,
+                ended=None,
+            )
+            for s in self.stages
+        }
+
+    def apply(self, entry: Any) -> None:
+        """Take one event-log entry of the run into account."""
+        from dagster import DagsterEventType
+
+        event = entry.dagster_event
+        step = entry.step_key or (event.step_key if event is not None else None)
+        if step not in self.rows:
+            return
+        if event is None:
+            self._note(step, entry.user_message or "")
+        elif event.event_type == DagsterEventType.STEP_START:
+            self._set(step, "running", started=entry.timestamp)
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            self.fraction[step] = 1.0
+            self._set(step, "done", ended=entry.timestamp)
+            if step == "video" and self.render_seconds is not None:
+                self._detail(step, self._render_detail())
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            self._set(step, "failed", ended=entry.timestamp)
+        elif event.event_type == DagsterEventType.STEP_SKIPPED:
+            self._set(step, "skipped")
+        self._update_total()
+
+    def finish(self) -> None:
+        """The run is over: the total row says how it ended."""
+        ok = all(self.state[s] == "done" for s in self.stages)
+        failed = any(self.state[s] == "failed" for s in self.stages)
+        mark = _MARKS["done"] if ok else _MARKS["failed"] if failed else _MARKS["skipped"]
+        self.progress.update(self.total, mark=mark, ended=time.time())
+        self._update_total()
+
+    def _note(self, step: str, message: str) -> None:
+        if step == "video" and (found := _RENDER_LENGTH.match(message)):
+            self.render_seconds = float(found.group(1))
+            self._detail(step, self._render_detail())
+        elif step == "video" and (found := _RENDER_PROGRESS.match(message)):
+            self.fraction[step] = min(float(found.group(1)) / 100, 1.0)
+            self._detail(step, self._render_detail())
+        elif step == "segments" and (found := _SEGMENT_DONE.match(message)):
+            made, count = int(found.group(1)), int(found.group(2))
+            self.fraction[step] = made / count
+            self._detail(step, f"segment {made} of {count}")
+        elif _REUSING.search(message):
+            self._detail(step, "unchanged: reused")
+        elif found := _NOT_RUN.match(message):
+            before = found.group(1).replace("'", "").split(", ")
+            failed = ", ".join(STAGE_LABELS.get(s, s) for s in before)
+            self._set(step, "skipped", detail=f"not run: {failed} failed")
+            self._update_total()
+            return
+        else:
+            return
+        self.progress.update(self.rows[step], completed=self.fraction[step])
+
+    def _render_detail(self) -> str:
+        fraction, seconds = self.fraction["video"], self.render_seconds
+        if seconds is None:
+            return f"ffmpeg {fraction:.0%}"
+        if self.state["video"] == "done":
+            return f"{seconds:.1f} s video"
+        if fraction >= 1.0:  # the quality scan of the finished file, then the store
+            return f"{seconds:.1f} s rendered; checking it"
+        return f"ffmpeg: {fraction * seconds:.1f} of {seconds:.1f} s"
+
+    def _set(self, step: str, state: str, **fields: Any) -> None:
+        self.state[step] = state
+        completed = 1.0 if state == "done" else self.fraction[step]
+        self.progress.update(self.rows[step], mark=_MARKS[state], completed=completed, **fields)
+
+    def _detail(self, step: str, text: str) -> None:
+        self.progress.update(self.rows[step], detail=text)
+
+    def _update_total(self) -> None:
+        done = sum(self.weights[s] * self.fraction[s] for s in self.stages)
+        running = [STAGE_LABELS[s] for s in self.stages if self.state[s] == "running"]
+        finished = sum(1 for s in self.stages if self.state[s] == "done")
+        detail = f"{finished}/{len(self.stages)} stages" + (f" · {running[0]}" if running else "")
+        self.progress.update(self.total, completed=done, detail=detail)
 
 
 def _failure_message(result: Any) -> str:
@@ -976,15 +1302,32 @@ def _one_line(message: str) -> str:
 
 
 def _review(
-    key: str, state: Literal["approved", "rejected"], by: str | None, reason: str | None
+    key: str,
+    state: Literal["approved", "rejected"],
+    by: str | None,
+    reason: str | None,
+    as_json: bool = False,
 ) -> None:
     from shorts_pipeline.review import ReviewError, record_review
 
+    catalog = _catalog()
     try:
-        who = record_review(_catalog(), key, state, by=by, reason=reason)
+        who = record_review(catalog, key, state, by=by, reason=reason)
     except ReviewError as err:
         raise CommandError(str(err)) from err
-    console.print(f"{key}: {state} by {escape(who)}" + (f" — {escape(reason)}" if reason else ""))
+    if as_json:
+        review = catalog.review(key)
+        _print_json(
+            {
+                "key": key,
+                "state": review.state,
+                "by": review.by,
+                "at": review.at.isoformat(timespec="seconds") if review.at else None,
+                "reason": review.reason,
+            }
+        )
+        return
+    out.print(f"{key}: {state} by {escape(who)}" + (f" — {escape(reason)}" if reason else ""))
 
 
 def _publish_project(key: str) -> dict[str, Any]:
@@ -1011,24 +1354,164 @@ def _publish_project(key: str) -> dict[str, Any]:
     return payload
 
 
-def _stage_states(instance: Any, key: str) -> dict[str, str | None]:
+# Below this width the table leaves out the titles (the keys are made from them) and the
+# year, so that the keys still fit.
+_NARROW_STATUS = 110
+
+
+def _status_table(rows: list[dict[str, Any]]) -> Table:
+    """The projects, one row each; the stages are one column of marks, in graph order."""
+    narrow = out.width < _NARROW_STATUS
+    with_review = any(row["review"] for row in rows)
+    table = Table(
+        title=f"projects in {escape(str(shorts_home()))}",
+        caption="stages: " + " ".join(STAGE_LABELS[s] for s in STAGES),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    table.add_column("key", overflow="fold", min_width=12)  # wraps: the rest keep their width
+    if not narrow:
+        table.add_column("title", max_width=28, min_width=10)
+    table.add_column("format", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    if with_review:
+        table.add_column("review", no_wrap=True)
+    table.add_column("stages", no_wrap=True)
+    table.add_column("length", justify="right", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    for row in rows:
+        review = _styled(row["review"], _REVIEW_STYLES) if row["review"] else "[dim]–[/]"
+        table.add_row(
+            row["key"],
+            *([] if narrow else [escape(row["title"])]),
+            row["format"],
+            _styled(row["status"], _STATUS_STYLES),
+            *([review] if with_review else []),
+            "".join(_STAGE_MARKS[row["stage_states"][s]] for s in STAGES),
+            f"{row['duration']:.1f} s" if row["duration"] is not None else "[dim]–[/]",
+            _local_time(row["updated"], "%m-%d %H:%M" if narrow else "%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+_STAGE_MARKS = {
+    "done": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "running": "[yellow]▸[/]",
+    "pending": "[dim]–[/]",
+}
+_STATUS_STYLES = {
+    "failed": "red",
+    "running": "yellow",
+    "rendered": "cyan",
+    "uploaded": "green",
+    "published": "bold green",
+}
+_REVIEW_STYLES = {"pending": "yellow", "approved": "green", "rejected": "red"}
+
+
+def _status_row(catalog: Any, instance: Any, spec: ProjectSpec) -> dict[str, Any]:
+    """One project as `shorts status` shows it (the keys of its --json)."""
+    records = _stage_records(instance, spec.key)
+    states = {s: "done" if r is not None else "pending" for s, r in records.items()}
+    from_last_run, run_changed = _last_run_states(instance, spec.key)
+    states.update(from_last_run)
+    review = catalog.review(spec.key) if spec.review else None
+    times = [spec.created_at, run_changed, review.at if review else None]
+    times += [datetime.fromtimestamp(r.timestamp, UTC) for r in records.values() if r]
+    video = records["video"]
+    duration = _metadata_value(video, "duration_s") if video is not None else None
+    return {
+        "key": spec.key,
+        "title": spec.title,
+        "format": spec.format.value,
+        "status": spec.status.value,
+        "review": (review.state or "pending") if review else None,
+        "stages": {s: _utc(r.timestamp) if r else None for s, r in records.items()},
+        "stage_states": states,
+        "duration": float(duration) if isinstance(duration, int | float) else None,
+        "updated": max(t for t in times if t is not None).isoformat(timespec="seconds"),
+        "error": catalog.last_error(spec.key),
+        "publish_at": spec.publish_at.isoformat() if spec.publish_at else None,
+        "published": [
+            {"publisher": r.publisher, "state": r.state, "url": r.url}
+            for r in catalog.publications(spec.key)
+        ],
+    }
+
+
+def _stage_records(instance: Any, key: str) -> dict[str, Any]:
+    """Each stage's latest materialisation of the project's partition (None: never made)."""
     import dagster as dg
 
-    states: dict[str, str | None] = {}
+    latest: dict[str, Any] = {}
     for stage in STAGES:
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(stage), asset_partitions=[key]), limit=1
         ).records
-        states[stage] = (
-            datetime.fromtimestamp(records[0].timestamp, UTC).isoformat(timespec="seconds")
-            if records
-            else None
-        )
-    return states
+        latest[stage] = records[0] if records else None
+    return latest
 
 
-def _mark(value: str | None) -> str:
-    return "[green]✓[/]" if value else "[dim]–[/]"
+def _last_run_states(instance: Any, key: str) -> tuple[dict[str, str], datetime | None]:
+    """What the project's last production run says that the materialisations cannot: the
+    stages it failed, and those it is running now; and when that run last changed."""
+    import dagster as dg
+
+    found = instance.get_run_records(
+        filters=dg.RunsFilter(job_name="produce_project", tags={"dagster/partition": key}),
+        limit=1,
+    )
+    if not found:
+        return {}, None
+    record = found[0]
+    stamp = record.end_time or record.start_time
+    changed = datetime.fromtimestamp(stamp, UTC) if stamp else None
+    run = record.dagster_run
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        return {}, changed
+    kinds = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+    }
+    started: set[str] = set()
+    ended: set[str] = set()
+    failed: set[str] = set()
+    for event_record in instance.get_records_for_run(run.run_id, of_type=kinds).records:
+        event = event_record.event_log_entry.dagster_event
+        step = event.step_key or ""
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started.add(step)
+        else:
+            ended.add(step)
+            if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                failed.add(step)
+    states = dict.fromkeys(sorted(failed & set(STAGES)), "failed")
+    if not run.is_finished:
+        states.update(dict.fromkeys(sorted((started - ended) & set(STAGES)), "running"))
+    return states, changed
+
+
+def _metadata_value(record: Any, name: str) -> Any:
+    materialization = record.asset_materialization
+    value = materialization.metadata.get(name) if materialization is not None else None
+    return getattr(value, "value", value)
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _local_time(iso: str, form: str) -> str:
+    return datetime.fromisoformat(iso).astimezone().strftime(form)
+
+
+def _styled(value: str, styles: dict[str, str]) -> str:
+    style = styles.get(value)
+    return f"[{style}]{escape(value)}[/]" if style else escape(value)
 
 
 def _candidate_ids(key: str) -> set[str] | None:
@@ -1083,26 +1566,74 @@ def _print_candidates(key: str) -> None:
     out.print(table)
 
 
-def _bar(label: str):
-    from contextlib import contextmanager
+class _StageTime(ProgressColumn):
+    """How long a row took, or has taken so far (from its `started`/`ended` fields)."""
 
-    @contextmanager
-    def cm():
+    def render(self, task: Task) -> Text:
+        started = task.fields.get("started")
+        if started is None:
+            return Text("")
+        ended = task.fields.get("ended") or time.time()
+        return Text(f"{max(ended - started, 0):5.1f} s", style="progress.elapsed")
+
+
+def _progress_wanted() -> bool:
+    """Bars only on an interactive terminal: not in a pipe, a file or a CI log (even one
+    that sets FORCE_COLOR), nor with TERM=dumb. TTY_INTERACTIVE=1 or 0 decides it instead."""
+    if os.environ.get("TTY_INTERACTIVE") in ("0", "1"):
+        return console.is_interactive
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return console.is_interactive and bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+@contextlib.contextmanager
+def _bar(label: str, title: str | None = None) -> Iterator[tuple[Progress, TaskID]]:
+    """Progress rows on stderr (when _progress_wanted), starting with one row `label` of
+    total 100 that the caller drives; `title` is a line above them."""
+    shown = _progress_wanted()
+    with contextlib.ExitStack() as stack:
         progress = Progress(
-            TextColumn(f"[bold]{label}[/]"),
+            TextColumn("{task.fields[mark]}"),
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-            disable=not console.is_terminal and not os.environ.get("SHORTS_PROGRESS"),
+            _StageTime(),
+            TextColumn("{task.fields[detail]}"),
+            console=_terminal_console(stack) if shown else console,
+            disable=not shown,
+            # Whatever else is printed meanwhile stays on its own stream (stdout is for
+            # results and JSON only).
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
+        if shown and title:
+            progress.console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)
         with progress:
-            task = progress.add_task("", total=100)
+            task = progress.add_task(
+                f"[bold]{escape(label)}[/]",
+                total=100,
+                mark=_MARKS["running"],
+                detail="",
+                started=time.time(),
+                ended=None,
+            )
             yield progress, task
 
-    return cm()
+
+def _terminal_console(stack: contextlib.ExitStack) -> Console:
+    """A console on a copy of stderr's file descriptor, taken before the run. While a step
+    runs, Dagster points descriptor 2 at the step's compute log (a pipe: not a terminal), and
+    a console on it would stop drawing the bar until the step ends."""
+    try:
+        fd = os.dup(console.file.fileno())
+    except (AttributeError, OSError, ValueError):  # no descriptor (a test's stream)
+        return console
+    encoding = getattr(console.file, "encoding", None) or "utf-8"
+    terminal = stack.enter_context(open(fd, "w", encoding=encoding, errors="replace"))  # noqa: SIM115
+    return Console(file=terminal, width=console.width, force_terminal=True, force_interactive=True)
 
 
 def _parse_time(text: str) -> datetime:

@@ -1,4 +1,8 @@
-"""`shorts doctor`: is this machine ready to make videos? Each failed check says how to fix it."""
+"""`shorts doctor`: is this machine ready to make videos? Each failed check says how to fix it.
+
+A required check that fails means videos cannot be made (the command exits 1); the others
+are for optional parts (colour emoji, the OpenAI and fal.ai keys, the network source).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shorts_pipeline.home import library_dir, shorts_home
@@ -33,6 +38,16 @@ class Check:
     fix: str = ""
     required: bool = True
 
+    def to_json(self) -> dict[str, object]:
+        """The object `shorts doctor --json` prints for this check (stable keys)."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "required": self.required,
+            "detail": self.detail,
+            "fix": self.fix if not self.ok else "",
+        }
+
 
 def _install_hint(debian: str, brew: str) -> str:
     if platform.system() == "Darwin":
@@ -41,19 +56,22 @@ def _install_hint(debian: str, brew: str) -> str:
 
 
 def run_checks() -> list[Check]:
-    return [
-        _ffmpeg(),
-        _ffprobe(),
-        _fonts(),
-        _espeak(),
-        _openai_key(),
-        _fal_key(),
-        _home(),
-        _catalog(),
-        _media_store(),
-        _library(),
-        _network(),
-    ]
+    """Every check, in order; one that breaks (an unusable SHORTS_HOME under it, say)
+    counts as failed and the others still run."""
+    return [_safely(*entry) for entry in CHECKS]
+
+
+def _safely(name: str, check: Callable[[], Check], fix: Callable[[], str], required: bool) -> Check:
+    try:
+        return check()
+    except Exception as err:
+        detail = f"could not check: {type(err).__name__}: {err}"
+        return Check(name, False, detail, fix(), required=required)
+
+
+def _home_fix() -> str:
+    home = os.environ.get("SHORTS_HOME") or "./.shorts"
+    return f"set SHORTS_HOME to a writable folder (now {home})"
 
 
 def _ffmpeg() -> Check:
@@ -191,7 +209,9 @@ def _catalog() -> Check:
             "catalog",
             False,
             f"cannot open: {err}",
-            "check SHORTS_CATALOG_URL (any SQLAlchemy URL) or unset it for SQLite",
+            "check SHORTS_CATALOG_URL (any SQLAlchemy URL) or unset it for SQLite"
+            if os.environ.get("SHORTS_CATALOG_URL")
+            else _home_fix(),
         )
     return Check("catalog", True, f"{count} projects")
 
@@ -206,7 +226,9 @@ def _media_store() -> Check:
             "media store",
             False,
             str(err),
-            "check SHORTS_MEDIA_URL, S3_ENDPOINT_URL and the AWS_* credentials",
+            "check SHORTS_MEDIA_URL, S3_ENDPOINT_URL and the AWS_* credentials"
+            if os.environ.get("SHORTS_MEDIA_URL")
+            else _home_fix(),
         )
     return Check("media store", True, f"{where} (write, read back, delete)")
 
@@ -242,3 +264,46 @@ def _network(host: str = "www.youtube.com", port: int = 443, timeout: float = 3.
             required=False,
         )
     return Check("network source", True, f"{host}:{port} reachable", required=False)
+
+
+def _dagster() -> Check:
+    """The Dagster instance the CLI and `dagster dev` share (its runs, its event log)."""
+    import dagster as dg
+
+    from shorts_pipeline.home import dagster_home
+
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
+    try:
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs_count()
+    except Exception as err:
+        return Check(
+            "dagster",
+            False,
+            f"cannot open the instance in {os.environ.get('DAGSTER_HOME')}: "
+            f"{type(err).__name__}: {err}",
+            "fix $DAGSTER_HOME/dagster.yaml (its storage settings), or unset DAGSTER_HOME to use "
+            "SHORTS_HOME/dagster",
+        )
+    return Check("dagster", True, f"instance in {os.environ['DAGSTER_HOME']} ({runs} runs)")
+
+
+def _ffmpeg_fix() -> str:
+    return _install_hint("ffmpeg", "ffmpeg")
+
+
+# name, check, the fix to give when the check itself breaks, and whether it is required.
+CHECKS: list[tuple[str, Callable[[], Check], Callable[[], str], bool]] = [
+    ("ffmpeg", _ffmpeg, _ffmpeg_fix, True),
+    ("ffprobe", _ffprobe, _ffmpeg_fix, True),
+    ("fonts", _fonts, lambda: _install_hint("fonts-nanum", "font-nanum-gothic"), True),
+    ("espeak-ng", _espeak, lambda: _install_hint("espeak-ng", "espeak-ng"), True),
+    ("openai", _openai_key, lambda: "unset OPENAI_API_KEY and OPENAI_BASE_URL", False),
+    ("fal.ai", _fal_key, lambda: "unset FAL_KEY and FAL_QUEUE_URL", False),
+    ("SHORTS_HOME", _home, _home_fix, True),
+    ("catalog", _catalog, _home_fix, True),
+    ("media store", _media_store, _home_fix, True),
+    ("dagster", _dagster, _home_fix, True),
+    ("clip library", _library, _home_fix, False),
+    ("network source", _network, lambda: "set HTTPS_PROXY for the yt-dlp source", False),
+]

@@ -111,9 +111,11 @@ def test_script_edit_re_renders_the_project_from_the_new_words(shorts_home, tmp_
     )
     path = tmp_path / "script.json"
     path.write_text(edited.model_dump_json(), encoding="utf-8")
-    code, out = invoke("script", key, "--edit", str(path))
+    code, out = invoke("script", key, "--edit", str(path), "--json")
     assert code == 0, out
-    srt = (Path(out.strip().splitlines()[-1]).parent / "subtitles.srt").read_text()
+    edit = json.loads(out[out.index("{\n") :])
+    assert (edit["script"], edit["scenes"], edit["run"]["outcome"]) == ("edited", 1, "done")
+    srt = (Path(edit["run"]["video_path"]).parent / "subtitles.srt").read_text()
     assert "Brand new words here." in srt
     code, md = invoke("script", key)
     assert "Brand new words here." in md and "edited" in md
@@ -148,16 +150,21 @@ def test_select_checks_ids_against_search_results(clip_library):
     _, out = invoke("add", "Pick", "--keywords", "football", "--library", str(clip_library))
     key = out.strip()
     # Before a search there is nothing to check against: the ids are kept as given.
-    assert invoke("select", key, "square", "rotated")[0] == 0
+    code, out = invoke("select", key, "square", "rotated", "--json")
+    assert code == 0 and json.loads(out) == {"key": key, "clip_ids": ["square", "rotated"]}
     code, out = invoke("select", key, "square", "square")
     assert code == 2 and "twice" in out
-    assert invoke("select", key, "--auto")[0] == 0
+    code, out = invoke("select", key, "--auto", "--json")
+    assert code == 0 and json.loads(out) == {"key": key, "clip_ids": None}
 
 
 def test_doctor_reports_each_check_and_fails_without_ffmpeg(shorts_home, tmp_path):
     code, out = invoke("doctor", "--json")
     checks = {c["name"]: c for c in json.loads(out)}
     assert code == 0, out
+    assert all(set(c) == {"name", "ok", "required", "detail", "fix"} for c in checks.values())
+    assert all(c["fix"] for c in checks.values() if not c["ok"])  # each problem says what to do
+    assert checks["dagster"]["ok"] and checks["SHORTS_HOME"]["ok"]
     assert checks["ffmpeg"]["ok"] and "ffmpeg version" in checks["ffmpeg"]["detail"]
     assert checks["fonts"]["ok"] and "NotoColorEmoji" in checks["fonts"]["detail"]
     assert checks["media store"]["ok"] and checks["catalog"]["ok"]
@@ -167,6 +174,7 @@ def test_doctor_reports_each_check_and_fails_without_ffmpeg(shorts_home, tmp_pat
     proc = subprocess.run([*SHORTS, "doctor"], capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 1
     assert "ffmpeg: not found on PATH" in proc.stdout and "apt-get install" in proc.stdout
+    assert "not ready: ffmpeg, ffprobe failed" in proc.stdout
 
 
 @pytest.mark.long
@@ -183,8 +191,12 @@ def test_demo_makes_a_real_video_offline(shorts_home):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranking, explainer, extend = json.loads(proc.stdout)
+    ranking, explainer, extend = json.loads(proc.stdout)  # stdout is the JSON alone
     assert ranking["success"] and explainer["success"] and extend["success"]
+    assert {r["outcome"] for r in (ranking, explainer, extend)} == {"done"}
+    # stderr is a pipe: one line per project and its result, no bar and no control codes.
+    assert "\x1b[" not in proc.stderr and "\r" not in proc.stderr and "━" not in proc.stderr
+    assert proc.stderr.count("\ndone ") == 3
     for result in (ranking, explainer, extend):
         video = Path(result["video_path"])
         assert video.is_file() and video.is_relative_to(shorts_home)
@@ -236,7 +248,7 @@ def test_ctrl_c_during_the_render_keeps_nothing_half_written(shorts_home, clip_l
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode == 130  # interrupted (EXIT_CODES)
     assert "interrupted" in err
     leftovers = [
         p
@@ -282,8 +294,17 @@ def test_review_then_publish_due_publishes_once(shorts_home, clip_library):
     review = CatalogResource().review(spec.key)
     assert (review.state, review.by, review.reason) == ("rejected", "editor", "music too loud")
     assert "nothing is due" in invoke("publish-due")[1]
+    # The status table: the review, a mark for each stage, the video's length.
+    result = CliRunner().invoke(main, ["status"], env={"COLUMNS": "160"})
+    [row] = [ln for ln in result.output.splitlines() if spec.key in ln]
+    assert "Needs a yes" in row and "rejected" in row and "✓✓✓✓✓✓✓✓" in row
+    assert re.search(r"\b\d+\.\d s\b", row)
 
-    assert invoke("approve", spec.key, "--by", "editor")[0] == 0
+    code, out = invoke("approve", spec.key, "--by", "editor", "--json")
+    assert code == 0
+    decision = json.loads(out)
+    assert decision["state"] == "approved" and decision["by"] == "editor"
+    assert set(decision) == {"key", "state", "by", "at", "reason"}
     code, out = invoke("publish-due", "--json")
     assert code == 0, out
     [published] = json.loads(out[out.index("[") :])
@@ -292,4 +313,7 @@ def test_review_then_publish_due_publishes_once(shorts_home, clip_library):
     feed = json.loads((shorts_home / "channel" / "feed.json").read_text())
     assert [i["title"] for i in feed["items"]] == ["Needs a yes"]
     code, out = invoke("status", spec.key, "--json")
-    assert json.loads(out)[0]["status"] == "published"
+    [row] = json.loads(out)
+    assert row["status"] == "published" and row["review"] == "approved"
+    assert set(row["stage_states"].values()) == {"done"}
+    assert 4 < row["duration"] < 10 and row["published"][0]["state"] == "published"

@@ -231,7 +231,7 @@ def demo(as_json: bool) -> None:
     console.print(f"[bold]SHORTS_HOME[/] {shorts_home()}")
     with _bar("library") as (progress, task):
         make_demo_library(library, progress=lambda f: progress.update(task, completed=f * 100))
-        progress.update(task, mark=_MARKS["done"])
+        progress.update(task, mark=_MARKS["done"], ended=time.time(), detail="demo clips")
     catalog = _catalog()
     results = []
     for project in DEMO_PROJECTS:

@@ -384,7 +384,7 @@ def test_shorts_run_refuses_a_project_another_process_is_rendering(shorts_home):
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         code, out = invoke("run", spec.key)
-        assert code == 1
+        assert code == 3  # busy (shorts_pipeline/cli.py EXIT_BUSY)
         assert f"busy {spec.key} is already rendering (pid {holder.pid}, run run-else" in out
     finally:
         holder.kill()
@@ -615,7 +615,7 @@ def test_json_of_a_busy_run_says_why(shorts_home):
     with project_lock(spec.key, "someone-else-run"):
         # The same process, another owner: refused too (two threads are two runs).
         code, out = invoke("run", spec.key, "--json")
-    assert code == 1
+    assert code == 3  # busy
     payload = json.loads(out[out.index("{") :])
     assert payload["success"] is False
     assert payload["error"].startswith(f"{spec.key} is already rendering (pid {os.getpid()}")

@@ -48,9 +48,16 @@ from rich.text import Text
 from shorts_pipeline.home import dagster_home, library_dir, shorts_home
 from shorts_pipeline.models import ProjectFormat, ProjectSettings, ProjectSpec
 
-# Messages on stderr are never wrapped: a log line stays one line (and greppable).
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
+
+def _consoles() -> tuple[Console, Console]:
+    """stderr for messages (never wrapped: a log line stays one line, and greppable) and
+    stdout for results. Rich reads COLUMNS once, when a Console is made, so the group makes
+    them again for every command: the width follows the terminal the command runs in, not
+    the environment the module was imported in."""
+    return Console(stderr=True, soft_wrap=True), Console()
+
+
+console, out = _consoles()
 
 STAGES = [
     "search_results",
@@ -149,9 +156,12 @@ class HomeError(click.ClickException):
 
 
 class ShortsGroup(click.Group):
-    """The command group: a Ctrl-C anywhere exits 130 (click's default is 1, 'Aborted!')."""
+    """The command group: fresh consoles for each command, and a Ctrl-C anywhere exits 130
+    (click's default is 1, 'Aborted!')."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        global console, out
+        console, out = _consoles()
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -1371,7 +1381,9 @@ def _status_table(rows: list[dict[str, Any]]) -> Table:
         show_edge=False,
         pad_edge=False,
     )
-    table.add_column("key", overflow="fold", min_width=12)  # wraps: the rest keep their width
+    # The key is what every other command takes: whole, on one line, at any width; the
+    # other columns give up room first.
+    table.add_column("key", no_wrap=True, min_width=max((len(r["key"]) for r in rows), default=3))
     if not narrow:
         table.add_column("title", max_width=28, min_width=10)
     table.add_column("format", no_wrap=True)

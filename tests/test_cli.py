@@ -299,6 +299,9 @@ def test_review_then_publish_due_publishes_once(shorts_home, clip_library):
     [row] = [ln for ln in result.output.splitlines() if spec.key in ln]
     assert "Needs a yes" in row and "rejected" in row and "✓✓✓✓✓✓✓✓" in row
     assert re.search(r"\b\d+\.\d s\b", row)
+    # On a narrow terminal the key, which the other commands take, still prints whole.
+    narrow = CliRunner().invoke(main, ["status"], env={"COLUMNS": "40"}).output
+    assert len([ln for ln in narrow.splitlines() if spec.key in ln]) == 1
 
     code, out = invoke("approve", spec.key, "--by", "editor", "--json")
     assert code == 0

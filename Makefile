@@ -16,16 +16,15 @@ demo: bootstrap
 # slowest tests (dagster dev waiting for sensor and schedule ticks, the browser test, the
 # demo) mostly wait: their files go first (collection order, see tests/conftest.py), and the
 # third worker keeps both cores busy while one of them waits.
-# The benchmark command runs in its smoke mode (tiny inputs, one batch size, no times
-# asserted) so that it cannot rot.
+# The benchmark commands run in their smoke mode (tiny inputs, no times asserted) as two of
+# those first tests (tests/test_bench_smoke.py), so that they cannot rot: hence the bench
+# group (MoviePy) in pytest's environment.
 test:
 	@scripts/bootstrap.sh test
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
-	$(UV) run --group bench python bench/run.py --smoke --sizes 1
-	$(UV) run python bench/extend_seams.py --smoke
-	$(UV) run pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=15
+	$(UV) run --group bench pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: bootstrap
 	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy

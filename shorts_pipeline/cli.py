@@ -118,6 +118,29 @@ DEMO_PROJECTS = [
         settings={"extend": {"provider": "storyboard", "segment_count": 6}},
     ),
 ]
+# `shorts demo --quick`: the same three kinds of video, each about 15 s, from the same
+# library and text; own titles (so own projects), so neither run takes the other's videos.
+QUICK_DEMO_PROJECTS = [
+    DemoProject(
+        "Top 3 football skills of the year",
+        "ranking",
+        ("football", "skills"),
+        settings={"count": 3, "clip_min_seconds": 3.0, "clip_max_seconds": 3.5},
+    ),
+    DemoProject(
+        "축구 드리블 한눈에 보기",
+        "explainer",
+        ("football", "dribbling"),
+        language="ko",
+        source_text="ko_dribbling.md",
+        settings={"script": {"target_seconds": 14}},
+    ),
+    DemoProject(
+        "A paper boat on a rainy street",
+        "extend",
+        settings={"extend": {"provider": "storyboard", "segment_count": 3}},
+    ),
+]
 
 
 EXIT_OK = 0
@@ -233,8 +256,13 @@ project (a ranking, a Korean explainer, an extend storyboard); prints the videos
 
 
 @main.command(help=DEMO_HELP)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="About 15 s per video (a top 3, a short explainer, three segments): a first look.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def demo(as_json: bool) -> None:
+def demo(quick: bool, as_json: bool) -> None:
     from shorts_pipeline.render.synth import make_demo_library
 
     library = library_dir()
@@ -244,7 +272,7 @@ def demo(as_json: bool) -> None:
         progress.update(task, mark=_MARKS["done"], ended=time.time(), detail="demo clips")
     catalog = _catalog()
     results = []
-    for project in DEMO_PROJECTS:
+    for project in QUICK_DEMO_PROJECTS if quick else DEMO_PROJECTS:
         spec = _existing_or_new(catalog, project)
         console.print(f"[bold]project[/] {spec.key} — {escape(spec.title)}", soft_wrap=True)
         results.append(_run_project(spec.key, header=False))

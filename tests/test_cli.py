@@ -177,13 +177,35 @@ def test_doctor_reports_each_check_and_fails_without_ffmpeg(shorts_home, tmp_pat
     assert "not ready: ffmpeg, ffprobe failed" in proc.stdout
 
 
+def test_the_quick_demo_is_the_full_demo_in_short():
+    """The suite runs `shorts demo --quick`; `make demo` runs the full one. They differ only in
+    length settings (and titles, so that each keeps its own projects)."""
+    from shorts_pipeline.cli import DEMO_PROJECTS, QUICK_DEMO_PROJECTS, DemoProject
+    from shorts_pipeline.keys import project_key
+    from shorts_pipeline.models import ProjectSettings
+
+    def same(p: DemoProject) -> tuple[object, ...]:
+        return (p.format, p.keywords, p.language, p.source_text)
+
+    lengths = {"count", "clip_min_seconds", "clip_max_seconds", "script", "extend"}
+    for full, quick in zip(DEMO_PROJECTS, QUICK_DEMO_PROJECTS, strict=True):
+        assert same(quick) == same(full)
+        assert project_key(quick.title, quick.format) != project_key(full.title, full.format)
+        assert set(quick.settings or {}) <= lengths
+        for p in (full, quick):  # both are valid projects
+            ProjectSettings(language=p.language, **(p.settings or {}))
+    full_extend, quick_extend = DEMO_PROJECTS[2].settings, QUICK_DEMO_PROJECTS[2].settings
+    assert full_extend and quick_extend
+    assert full_extend["extend"]["provider"] == quick_extend["extend"]["provider"]
+
+
 @pytest.mark.long
 @pytest.mark.slow
 def test_demo_makes_a_real_video_offline(shorts_home):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SHORTS_"))}
     env["SHORTS_HOME"] = str(shorts_home)
     proc = subprocess.run(
-        [*SHORTS, "demo", "--json"],
+        [*SHORTS, "demo", "--quick", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -202,11 +224,11 @@ def test_demo_makes_a_real_video_offline(shorts_home):
         assert video.is_file() and video.is_relative_to(shorts_home)
         facts = inspect_video(video)
         assert (facts.width, facts.height, facts.fps) == (1080, 1920, 30)
-        assert 15 < facts.duration <= 60
+        assert 8 < facts.duration <= 25  # --quick: about 15 s each
         assert facts.loudness.integrated_lufs == pytest.approx(-14, abs=1)
         # Narrated, with subtitles that follow the voice: an SRT next to the video.
         srt = (video.parent / "subtitles.srt").read_text(encoding="utf-8")
-        assert srt.count(" --> ") >= 5
+        assert srt.count(" --> ") >= 3
     assert re.search(
         "[가-힣]", (Path(explainer["video_path"]).parent / "subtitles.srt").read_text()
     )

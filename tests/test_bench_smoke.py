@@ -20,10 +20,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _env(home: Path) -> dict[str, str]:
+def _run(tmp_path: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """A benchmark script from the repository, in its own SHORTS_HOME; it must succeed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SHORTS_"))}
-    env["SHORTS_HOME"] = str(home)
-    return env
+    env["SHORTS_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc
 
 
 @pytest.mark.long
@@ -32,17 +43,12 @@ def test_the_benchmark_command_runs_every_section_in_smoke_mode(tmp_path: Path) 
     if importlib.util.find_spec("moviepy") is None:
         pytest.fail("MoviePy is missing: run the suite with `uv run --group bench pytest`")
     out = tmp_path / "bench.json"
-    command = [sys.executable, "bench/run.py", "--smoke", "--sizes", "1", "--json", str(out)]
-    proc = subprocess.run(
-        [*command, "--cache", str(tmp_path / "cache")],
-        cwd=REPO,
-        env=_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
+    proc = _run(
+        tmp_path,
+        *("bench/run.py", "--smoke", "--sizes", "1", "--json", str(out)),
+        *("--cache", str(tmp_path / "cache")),
         timeout=900,
-        check=False,
     )
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     report = json.loads(out.read_text())
     assert report["mode"] == "smoke"
     assert {"ranking", "explainer", "project", "batches", "memory"} <= set(report["sections"])
@@ -56,16 +62,7 @@ def test_the_benchmark_command_runs_every_section_in_smoke_mode(tmp_path: Path) 
 @pytest.mark.slow
 def test_the_extend_seams_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
     out = tmp_path / "extend_seams.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/extend_seams.py", "--smoke", "--out", str(out)],
-        cwd=REPO,
-        env=_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    _run(tmp_path, "bench/extend_seams.py", "--smoke", "--out", str(out), timeout=600)
     results = json.loads(out.read_text())
     assert results["segments"] == 3
     # Ours removes the drift the naive chain builds up (the benchmark's own claim, in smoke).
